@@ -1,1 +1,66 @@
-fn main() {}
+//! The `dunghan` binary: parses the command line and dispatches to a command.
+
+mod cli;
+mod cmd_calendar;
+mod cmd_deadline;
+mod files;
+mod format;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A user's mistake (bad value, unreadable file): one line on stderr, exit status 2.
+#[derive(Debug)]
+pub(crate) struct InputError(pub(crate) String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Shorthand for returning an [`InputError`].
+pub(crate) fn input_error<T>(message: impl Into<String>) -> anyhow::Result<T> {
+    Err(InputError(message.into()).into())
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line naming the bad value; the usage is one `--help` away.
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see `dunghan --help`)", message.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        cli::Command::Calendar(args) => cmd_calendar::run(args),
+        cli::Command::Deadline(args) => cmd_deadline::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<InputError>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -151,10 +151,10 @@ impl TimeAllowed {
 impl fmt::Display for TimeAllowed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            TimeAllowed::WorkingDays(n) => write!(f, "{} working days", trim(n)),
-            TimeAllowed::WorkingHours(n) => write!(f, "{} working hours", trim(n)),
-            TimeAllowed::CalendarDays(n) => write!(f, "{n} calendar days"),
-            TimeAllowed::Months(n) => write!(f, "{n} months"),
+            TimeAllowed::WorkingDays(n) => write!(f, "{} working day{}", trim(n), plural(n)),
+            TimeAllowed::WorkingHours(n) => write!(f, "{} working hour{}", trim(n), plural(n)),
+            TimeAllowed::CalendarDays(n) => write!(f, "{n} calendar day{}", plural(n as f64)),
+            TimeAllowed::Months(n) => write!(f, "{n} month{}", plural(n as f64)),
             TimeAllowed::SameDay { cutoff: Some(c) } => {
                 write!(
                     f,
@@ -164,6 +164,14 @@ impl fmt::Display for TimeAllowed {
             }
             TimeAllowed::SameDay { cutoff: None } => write!(f, "same day"),
         }
+    }
+}
+
+fn plural(n: f64) -> &'static str {
+    if n == 1.0 {
+        ""
+    } else {
+        "s"
     }
 }
 

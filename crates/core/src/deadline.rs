@@ -16,7 +16,14 @@ pub enum StartNote {
     /// Received outside working hours: counting starts with the next working session.
     OutsideWorkingHours,
     /// Received at or after the procedure's cut-off: counting starts the next working day.
-    AfterCutoff { cutoff: u32 },
+    AfterCutoff {
+        #[serde(serialize_with = "as_clock")]
+        cutoff: u32,
+    },
+}
+
+fn as_clock<S: serde::Serializer>(secs: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&dunghan_calendar::hours::clock(*secs))
 }
 
 /// When counting starts for a dossier received at `received` (Unix seconds).

@@ -1,0 +1,93 @@
+//! Command-line interface definition (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// dunghan ("đúng hạn", on time): deadlines for Vietnamese administrative dossiers on
+/// business-day calendars, and SLA monitoring of their processing.
+#[derive(Debug, Parser)]
+#[command(name = "dunghan", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List a year's holidays, compensatory days and swapped working days.
+    Calendar(CalendarArgs),
+    /// Compute a deadline (the appointment on the receipt slip) and explain it.
+    Deadline(DeadlineArgs),
+}
+
+/// Where the calendar comes from.
+#[derive(Debug, Args)]
+pub(crate) struct CalendarSource {
+    /// Calendar file (TOML): province hours, local days, closures, offices, extra yearly
+    /// schedules. Default: the national calendar shipped with dunghan.
+    #[arg(long, value_name = "FILE", env = "DUNGHAN__CALENDAR__FILE")]
+    pub(crate) calendar: Option<PathBuf>,
+    /// Office whose calendar layer to use (from the calendar file).
+    #[arg(long, value_name = "ID")]
+    pub(crate) office: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CalendarArgs {
+    /// The year, 1900–2100.
+    pub(crate) year: i32,
+    #[command(flatten)]
+    pub(crate) source: CalendarSource,
+    /// Print one JSON array of {"date","working","name",...} for every date whose working
+    /// status differs from plain Monday–Friday.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("time_allowed")
+        .required(true)
+        .args(["working_days", "working_hours", "calendar_days", "months", "same_day", "procedure"]),
+))]
+pub(crate) struct DeadlineArgs {
+    /// When the dossier was received, RFC 3339 with its UTC offset
+    /// (e.g. 2026-02-13T16:20:00+07:00).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) received: String,
+    /// Time allowed in working days (fractions allowed, e.g. 0.5).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) working_days: Option<f64>,
+    /// Time allowed in working hours.
+    #[arg(long, value_name = "H", allow_negative_numbers = true)]
+    pub(crate) working_hours: Option<f64>,
+    /// Time allowed in calendar days (a result on a non-working day moves to the end of the
+    /// next working day).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) calendar_days: Option<i64>,
+    /// Time allowed in months.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) months: Option<i64>,
+    /// Same day: due at the end of the receipt day (next working day after --cutoff).
+    #[arg(long)]
+    pub(crate) same_day: bool,
+    /// Cut-off clock time (e.g. 15:00): received at or after it, counting starts the next
+    /// working day.
+    #[arg(long, value_name = "HH:MM")]
+    pub(crate) cutoff: Option<String>,
+    /// Where N working days end: same-clock-time (default) or end-of-day.
+    #[arg(long, value_name = "ANCHOR")]
+    pub(crate) anchor: Option<String>,
+    /// Procedure code from the catalog (statutory, reduced and step deadlines).
+    #[arg(long, value_name = "CODE", requires = "catalog")]
+    pub(crate) procedure: Option<String>,
+    /// Procedure catalog file (TOML).
+    #[arg(long, value_name = "FILE", env = "DUNGHAN__CATALOG__FILE")]
+    pub(crate) catalog: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) source: CalendarSource,
+    /// Print a JSON object with "deadline" (RFC 3339, local offset) and "skipped".
+    #[arg(long)]
+    pub(crate) json: bool,
+}

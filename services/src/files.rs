@@ -1,0 +1,43 @@
+//! Loading calendars and catalogs from disk, with errors that name the file.
+
+use std::path::Path;
+
+use dunghan_calendar::{schedule, CalendarFile, CalendarSet};
+use dunghan_core::Catalog;
+
+use crate::{input_error, InputError};
+
+fn read(path: &Path, what: &str) -> Result<String, InputError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| InputError(format!("cannot read {what} file {}: {e}", path.display())))
+}
+
+/// The calendars from `--calendar FILE` (plus the yearly schedule files it names, relative
+/// to it), or the national calendar.
+pub(crate) fn load_calendars(path: Option<&Path>) -> anyhow::Result<CalendarSet> {
+    let Some(path) = path else {
+        return Ok(CalendarSet::national());
+    };
+    let origin = path.display().to_string();
+    let file = CalendarFile::parse(&read(path, "calendar")?, &origin)
+        .map_err(|e| InputError(e.to_string()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut schedules = Vec::new();
+    for name in &file.schedule_files {
+        let schedule_path = dir.join(name);
+        let text = read(&schedule_path, "schedule")?;
+        let parsed = schedule::parse(&text, &schedule_path.display().to_string())
+            .map_err(|e| InputError(e.to_string()))?;
+        schedules.push(parsed);
+    }
+    match CalendarSet::from_file(&file, &origin, schedules) {
+        Ok(set) => Ok(set),
+        Err(e) => input_error(e.to_string()),
+    }
+}
+
+/// The procedure catalog from a file.
+pub(crate) fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
+    let text = read(path, "catalog")?;
+    Catalog::parse(&text, &path.display().to_string()).map_err(|e| InputError(e.to_string()).into())
+}

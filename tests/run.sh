@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite of dunghan, lints included. Installs what is missing first
+# (idempotent: a second run installs nothing), then runs fmt, clippy and every test.
+#
+#   ./tests/run.sh            # everything
+#   ./tests/run.sh -- NAME    # extra arguments go to `cargo test` (e.g. a test name filter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# ---- prerequisites -----------------------------------------------------------------------
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing apt packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+if ! command -v cargo >/dev/null; then
+    echo "cargo is not installed: install the Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+# A C compiler for crates with C parts; protoc comes from the protoc-bin-vendored crate.
+command -v cc >/dev/null || apt_install build-essential
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component"
+    fi
+done
+
+# ---- lints -------------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# ---- tests -------------------------------------------------------------------------------
+# --all-targets also builds the criterion benches and runs each once in test mode.
+log "cargo test"
+cargo test --workspace --all-targets --locked "$@"
+cargo test --workspace --doc --locked
