@@ -19,6 +19,32 @@ pub(crate) enum Command {
     Calendar(CalendarArgs),
     /// Compute a deadline (the appointment on the receipt slip) and explain it.
     Deadline(DeadlineArgs),
+    /// Replay a file of dossier events (JSON lines) through the SLA engine, firing timers by
+    /// event time; raised events go to stdout as JSON lines, a summary to stderr.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// Events, one proto3-JSON `DossierEvent` per line; `-` reads standard input.
+    pub(crate) events: String,
+    /// Procedure catalog file (TOML).
+    #[arg(long, value_name = "FILE", env = "DUNGHAN__CATALOG__FILE")]
+    pub(crate) catalog: PathBuf,
+    /// Calendar file (TOML); default: the national calendar.
+    #[arg(long, value_name = "FILE", env = "DUNGHAN__CALENDAR__FILE")]
+    pub(crate) calendar: Option<PathBuf>,
+    /// After the last event, advance time to this instant (RFC 3339 with offset), firing the
+    /// rules due by then. Default: the latest event time.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// The present moment (RFC 3339): events more than a day after it are refused as
+    /// "future". Default: the wall clock when the replay starts.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) now: Option<String>,
+    /// Do not print the summary on stderr.
+    #[arg(long)]
+    pub(crate) quiet: bool,
 }
 
 /// Where the calendar comes from.

@@ -3,6 +3,8 @@
 mod cli;
 mod cmd_calendar;
 mod cmd_deadline;
+mod cmd_replay;
+mod convert;
 mod files;
 mod format;
 
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Calendar(args) => cmd_calendar::run(args),
         cli::Command::Deadline(args) => cmd_deadline::run(args),
+        cli::Command::Replay(args) => cmd_replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,522 @@
+//! The SLA engine: applies dossier events and advances time, raising SLA events.
+//!
+//! Deterministic and pure: the same events in the same order give the same raised events,
+//! whatever the wall clock. A dossier's timers fire when its own next event arrives (before
+//! that event is applied) or when the engine's clock is advanced past them, so each
+//! dossier's output does not depend on how other dossiers' events are interleaved.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use dunghan_calendar::{Calendar, CalendarSet};
+
+use crate::config::EngineConfig;
+use crate::dossier::{fired, rule_kind, step_fired, Dossier, Rule, NEVER, NONE};
+use crate::event::{Event, Payload};
+use crate::procedure::{Catalog, Procedure};
+use crate::raised::{raised_id, Kind, Raised, RejectReason};
+use crate::stats::Stats;
+use crate::timer::TimerIndex;
+use crate::CoreError;
+
+/// An ended dossier, remembered for a while to recognise duplicates and late events.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub(crate) agency: u32,
+    pub(crate) seen: Box<[u64]>,
+}
+
+/// Interned strings (agencies, departments, step ids).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Names {
+    index: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Names {
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.into());
+        self.index.insert(name.into(), i);
+        i
+    }
+
+    pub(crate) fn get(&self, i: u32) -> &str {
+        if i == NONE {
+            ""
+        } else {
+            &self.names[i as usize]
+        }
+    }
+}
+
+/// A rejection before any state changed: reason and message.
+pub(crate) type Refusal = (RejectReason, String);
+
+/// The engine of one partition (or of the embedded node).
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) cfg: EngineConfig,
+    catalog: Catalog,
+    calendar_set: CalendarSet,
+    pub(crate) calendars: Vec<Arc<Calendar>>,
+    calendar_by_office: HashMap<String, u16>,
+    pub(crate) procedures: Vec<Procedure>,
+    procedure_index: HashMap<(String, NaiveDate), u32>,
+    pub(crate) names: Names,
+    pub(crate) slots: Vec<Option<Dossier>>,
+    free: Vec<u32>,
+    by_id: HashMap<Box<str>, u32>,
+    ended: HashMap<Box<str>, Ended>,
+    ended_order: VecDeque<(i64, Box<str>)>,
+    timers: TimerIndex,
+    /// The engine's clock: the latest of the event times seen and the times advanced to.
+    clock: i64,
+    /// The present (wall clock, or a replay's `--now`): events more than
+    /// `max_future_secs` after it are refused. Event times alone never move it, so a gap
+    /// of days between two events in a replay is not "the future".
+    present: i64,
+    pub(crate) stats: Stats,
+}
+
+impl Engine {
+    /// An engine over a catalog and the province's calendars.
+    pub fn new(catalog: Catalog, calendars: CalendarSet, cfg: EngineConfig) -> Engine {
+        Engine {
+            cfg,
+            catalog,
+            calendars: vec![calendars.province().clone()],
+            calendar_by_office: HashMap::new(),
+            calendar_set: calendars,
+            procedures: Vec::new(),
+            procedure_index: HashMap::new(),
+            names: Names::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
+            timers: TimerIndex::new(),
+            clock: NEVER,
+            present: NEVER,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Open dossiers (received, not yet returned, withdrawn, refused or stopped).
+    pub fn open_dossiers(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Dossiers with a pending timer.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// The earliest pending timer.
+    pub fn next_timer(&self) -> Option<i64> {
+        self.timers.peek().map(|(t, _)| t)
+    }
+
+    /// The engine's clock (`None` before the first event or advance).
+    pub fn clock(&self) -> Option<i64> {
+        (self.clock != NEVER).then_some(self.clock)
+    }
+
+    /// Approximate bytes held for open dossiers (state, index entries, timers).
+    pub fn state_bytes(&self) -> usize {
+        let dossiers: usize = self.slots.iter().flatten().map(Dossier::bytes).sum();
+        let index = self.by_id.capacity()
+            * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+            + self.slots.capacity() * std::mem::size_of::<Option<Dossier>>()
+            - self.slots.iter().flatten().count() * std::mem::size_of::<Dossier>();
+        dossiers + index + self.timers.bytes()
+    }
+
+    /// Applies one event, appending what it raises to `out` (timers of this dossier that
+    /// were due before the event fire first).
+    pub fn apply(&mut self, event: &Event, out: &mut Vec<Raised>) {
+        let t = event.occurred_at;
+        if self.present != NEVER && t > self.present.saturating_add(self.cfg.max_future_secs) {
+            let msg = format!(
+                "occurred_at {} is more than {} s after the present ({})",
+                fmt(t),
+                self.cfg.max_future_secs,
+                fmt(self.present)
+            );
+            self.reject(event, RejectReason::FutureTimestamp, msg, out);
+            return;
+        }
+        let hash = hash_id(&event.event_id);
+        let slot = self.by_id.get(event.dossier_id.as_str()).copied();
+        let result = match (slot, &event.payload) {
+            (Some(slot), _) if self.dossier(slot).seen.contains(&hash) => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            (Some(slot), Payload::Received { .. }) => Err((
+                RejectReason::AlreadyReceived,
+                format!("dossier `{}` was already received", self.dossier(slot).id),
+            )),
+            (Some(slot), _) => {
+                // Rules due strictly before the event fire first; at the same second the
+                // event wins (a result at the deadline is on time, not overdue).
+                self.fire_dossier(slot, t.saturating_sub(1), out);
+                self.apply_to(slot, event, hash, out)
+            }
+            (None, payload) => match self.ended.get(event.dossier_id.as_str()) {
+                Some(e) if e.seen.contains(&hash) => {
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                Some(e) => match payload {
+                    Payload::CitizenRated { level, .. } => {
+                        let agency = self.names.get(e.agency).to_owned();
+                        self.stats.agency(&agency).count_rating(*level);
+                        Ok(())
+                    }
+                    _ => Err((
+                        RejectReason::AfterEnd,
+                        format!(
+                            "{} for dossier `{}` arrived after the dossier ended",
+                            payload.name(),
+                            event.dossier_id
+                        ),
+                    )),
+                },
+                None => match payload {
+                    Payload::Received { .. } => self.receive(event, hash, out),
+                    _ => Err((
+                        RejectReason::UnknownDossier,
+                        format!(
+                            "{} for unknown dossier `{}` (no received event)",
+                            payload.name(),
+                            event.dossier_id
+                        ),
+                    )),
+                },
+            },
+        };
+        match result {
+            Ok(()) => {
+                self.stats.events_applied += 1;
+                self.clock = self.clock.max(t);
+            }
+            Err((reason, msg)) => self.reject(event, reason, msg, out),
+        }
+    }
+
+    /// Sets the present moment (a replay's `--now`) against which future timestamps are judged.
+    pub fn set_present(&mut self, now: i64) {
+        self.present = self.present.max(now);
+    }
+
+    /// Advances the clock to `now` (live: the wall clock, which also becomes the present),
+    /// firing every rule whose moment is at or before it.
+    pub fn advance_to(&mut self, now: i64, out: &mut Vec<Raised>) {
+        self.present = self.present.max(now);
+        while let Some((_, slot)) = self.timers.pop_due(now) {
+            self.fire_dossier(slot, now, out);
+        }
+        self.clock = self.clock.max(now);
+        let horizon = self.clock.saturating_sub(self.cfg.retain_ended_secs);
+        while let Some((at, _)) = self.ended_order.front() {
+            if *at >= horizon {
+                break;
+            }
+            let (_, id) = self.ended_order.pop_front().expect("front exists");
+            self.ended.remove(&id);
+        }
+    }
+
+    /// Records input that could not be decoded into an event (bad JSON or protobuf, missing
+    /// fields) and returns its REJECTED event, stamped with the engine's clock.
+    pub fn reject_malformed(&mut self, dossier_id: &str, event_id: &str, message: String) -> Raised {
+        *self.stats.rejected.entry(RejectReason::Malformed).or_default() += 1;
+        let at = if self.clock == NEVER { 0 } else { self.clock };
+        Raised::rejected(dossier_id, event_id, at, RejectReason::Malformed, message)
+    }
+
+    fn reject(&mut self, event: &Event, reason: RejectReason, msg: String, out: &mut Vec<Raised>) {
+        *self.stats.rejected.entry(reason).or_default() += 1;
+        out.push(Raised::rejected(
+            &event.dossier_id,
+            &event.event_id,
+            event.occurred_at,
+            reason,
+            msg,
+        ));
+    }
+
+    pub(crate) fn dossier(&self, slot: u32) -> &Dossier {
+        self.slots[slot as usize].as_ref().expect("slot in use")
+    }
+
+    pub(crate) fn dossier_mut(&mut self, slot: u32) -> &mut Dossier {
+        self.slots[slot as usize].as_mut().expect("slot in use")
+    }
+
+    pub(crate) fn calendar_of(&self, slot: u32) -> Arc<Calendar> {
+        self.calendars[self.dossier(slot).calendar as usize].clone()
+    }
+
+    /// The calendar index for an office (its own layer, else the province's).
+    pub(crate) fn calendar_for(&mut self, office: &str) -> u16 {
+        if let Some(&i) = self.calendar_by_office.get(office) {
+            return i;
+        }
+        let cal = self.calendar_set.for_office(Some(office)).clone();
+        let i = match self.calendars.iter().position(|c| Arc::ptr_eq(c, &cal)) {
+            Some(i) => i as u16,
+            None => {
+                self.calendars.push(cal);
+                (self.calendars.len() - 1) as u16
+            }
+        };
+        self.calendar_by_office.insert(office.to_owned(), i);
+        i
+    }
+
+    /// The procedure version in force for a receipt date, interned.
+    pub(crate) fn procedure_for(&mut self, code: &str, date: NaiveDate) -> Result<u32, CoreError> {
+        let p = self.catalog.lookup(code, date)?;
+        let key = (p.code.clone(), p.effective_from);
+        if let Some(&i) = self.procedure_index.get(&key) {
+            return Ok(i);
+        }
+        self.procedures.push(p.clone());
+        let i = (self.procedures.len() - 1) as u32;
+        self.procedure_index.insert(key, i);
+        Ok(i)
+    }
+
+    /// Stores a new open dossier and arms its timer.
+    pub(crate) fn insert(&mut self, dossier: Dossier) -> u32 {
+        let id = dossier.id.clone();
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(dossier);
+                slot
+            }
+            None => {
+                self.slots.push(Some(dossier));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(id, slot);
+        self.rearm(slot);
+        slot
+    }
+
+    /// Ends a dossier: forgets its state, remembers its id for duplicates and late events.
+    pub(crate) fn end(&mut self, slot: u32, at: i64) {
+        let d = self.slots[slot as usize].take().expect("slot in use");
+        self.timers.cancel(slot);
+        self.free.push(slot);
+        self.by_id.remove(&d.id);
+        self.ended_order.push_back((at, d.id.clone()));
+        self.ended.insert(
+            d.id,
+            Ended {
+                agency: d.agency,
+                seen: d.seen.into_boxed_slice(),
+            },
+        );
+    }
+
+    /// Re-arms the timer of a dossier from its state.
+    pub(crate) fn rearm(&mut self, slot: u32) {
+        let next = self.dossier(slot).next_wakeup();
+        self.timers.set(slot, next);
+    }
+
+    /// Fires this dossier's rules whose moment is at or before `upto`, in time order.
+    fn fire_dossier(&mut self, slot: u32, upto: i64, out: &mut Vec<Raised>) {
+        while let Some((at, rule)) = self.dossier(slot).next_rule() {
+            if at > upto {
+                break;
+            }
+            self.fire(slot, at, rule, out);
+        }
+        self.rearm(slot);
+    }
+
+    fn fire(&mut self, slot: u32, at: i64, rule: Rule, out: &mut Vec<Raised>) {
+        let (kind, level) = rule_kind(rule);
+        let d = self.slots[slot as usize].as_mut().expect("slot in use");
+        let mut step_label = String::new();
+        let mut department = NONE;
+        let mut deadline = d.due;
+        let reason;
+        // A dossier allowed a working day or less: its apology falls due at the deadline.
+        let mut short = false;
+        match rule {
+            Rule::StepWarning(i) | Rule::StepLevel1(i) | Rule::StepLevel2(i) => {
+                let s = &mut d.steps[i];
+                s.fired |= match rule {
+                    Rule::StepWarning(_) => step_fired::WARNING,
+                    Rule::StepLevel1(_) => step_fired::LEVEL1,
+                    _ => step_fired::LEVEL2,
+                };
+                department = s.department;
+                deadline = s.due;
+                let (step, attempt) = (s.step, s.attempt);
+                if matches!(rule, Rule::StepLevel1(_)) && d.fault == NONE {
+                    d.fault = department;
+                }
+                reason = match rule {
+                    Rule::StepWarning(_) => "step has used its share of the allotted time",
+                    Rule::StepLevel1(_) => "step overdue: department head",
+                    _ => "step overdue by one more working day: agency leader",
+                };
+                step_label = step_name(self.names.get(step), attempt);
+            }
+            Rule::Warning => {
+                d.fired |= fired::WARNING;
+                reason = "dossier has used its share of the allotted time";
+            }
+            Rule::DueSoon => {
+                d.fired |= fired::DUE_SOON | fired::APOLOGY_REQUIRED;
+                department = d.department_at_fault();
+                reason = "due within one working day";
+                short = d.soon_at >= d.due;
+            }
+            Rule::Overdue => {
+                d.fired |= fired::OVERDUE;
+                department = d.department_at_fault();
+                reason = "dossier overdue: one-stop centre director";
+            }
+            Rule::SecondLateness => {
+                d.fired |= fired::SECOND_LATENESS;
+                department = d.department_at_fault();
+                deadline = d.new_appointment;
+                reason = "late again after the new appointment: agency leader";
+            }
+        }
+        let apology_overdue = matches!(rule, Rule::Overdue)
+            && d.soon_at < d.due
+            && d.fired & fired::APOLOGY_REQUIRED != 0
+            && d.fired & fired::APOLOGY_ISSUED == 0;
+        let mut raised = self.raise(slot, kind, &step_label, level, at);
+        raised.department_id = self.names.get(department).to_owned();
+        raised.deadline = Some(deadline);
+        raised.reason = reason.to_owned();
+        let agency = raised.agency_id.clone();
+        let stats = self.stats.agency(&agency);
+        if kind == Kind::Escalation {
+            stats.escalations[(level as usize).clamp(1, 3) - 1] += 1;
+        }
+        if matches!(rule, Rule::DueSoon) {
+            stats.apologies_required += 1;
+            let mut apology = raised.clone();
+            apology.id = raised_id(&apology.dossier_id, Kind::ApologyRequired, "", 0);
+            apology.kind = Some(Kind::ApologyRequired);
+            apology.level = 0;
+            apology.reason = if short {
+                "deadline reached with no result: apologise and give a new appointment".into()
+            } else {
+                "no result one working day before the deadline: apologise and give a new \
+                 appointment by the deadline"
+                    .into()
+            };
+            if !short {
+                out.push(raised);
+            }
+            out.push(apology);
+            return;
+        }
+        out.push(raised);
+        if apology_overdue {
+            self.stats.agency(&agency).apologies_overdue += 1;
+            let mut overdue = self.raise(slot, Kind::ApologyOverdue, "", 0, at);
+            overdue.department_id = self.names.get(self.dossier(slot).department_at_fault()).to_owned();
+            overdue.deadline = Some(at);
+            overdue.reason = "deadline passed with no apology issued".into();
+            out.push(overdue);
+        }
+    }
+
+    /// A raised event about a dossier, with its common fields filled in.
+    pub(crate) fn raise(&self, slot: u32, kind: Kind, step: &str, level: u32, at: i64) -> Raised {
+        let d = self.dossier(slot);
+        let p = &self.procedures[d.procedure as usize];
+        Raised {
+            id: raised_id(&d.id, kind, step, level),
+            dossier_id: d.id.to_string(),
+            kind: Some(kind),
+            raised_at: at,
+            agency_id: self.names.get(d.agency).to_owned(),
+            step_id: step.split('#').next().unwrap_or_default().to_owned(),
+            level,
+            deadline: Some(d.due),
+            statutory_deadline: Some(d.statutory),
+            procedure_code: p.code.clone(),
+            field: p.field.clone(),
+            channel: d.channel,
+            ..Raised::default()
+        }
+    }
+
+    /// Applies an event to an open dossier (its due timers already fired).
+    fn apply_to(&mut self, slot: u32, event: &Event, hash: u64, out: &mut Vec<Raised>) -> Result<(), Refusal> {
+        if event.occurred_at < self.dossier(slot).received {
+            return Err((
+                RejectReason::BeforeReceipt,
+                format!(
+                    "{} at {} is before the dossier was received ({})",
+                    event.payload.name(),
+                    fmt(event.occurred_at),
+                    fmt(self.dossier(slot).received)
+                ),
+            ));
+        }
+        self.lifecycle(slot, event, out)?;
+        if let Some(d) = self.slots[slot as usize].as_mut() {
+            d.seen.push(hash);
+            self.rearm(slot);
+        } else if let Some(e) = self.ended.get_mut(event.dossier_id.as_str()) {
+            let mut seen = e.seen.to_vec();
+            seen.push(hash);
+            e.seen = seen.into_boxed_slice();
+        }
+        Ok(())
+    }
+}
+
+/// The label of a step in raised ids: `tham-dinh`, or `tham-dinh#2` for a second run.
+pub(crate) fn step_name(step: &str, attempt: u16) -> String {
+    if attempt <= 1 {
+        step.to_owned()
+    } else {
+        format!("{step}#{attempt}")
+    }
+}
+
+/// A stable 64-bit hash of an event id (SipHash with fixed keys: the same on every run).
+pub(crate) fn hash_id(id: &str) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// RFC 3339 (UTC) for messages.
+pub(crate) fn fmt(t: i64) -> String {
+    dunghan_calendar::from_ts(t).to_rfc3339()
+}
+
+/// RFC 3339 in the calendar's zone, for messages about a dossier's deadlines.
+pub(crate) fn local_fmt(cal: &Calendar, t: i64) -> String {
+    cal.local(dunghan_calendar::from_ts(t))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}

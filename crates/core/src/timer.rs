@@ -1,0 +1,207 @@
+//! The timer index: each open dossier's next wake-up in an indexed binary min-heap.
+//!
+//! One entry per dossier (its earliest pending rule), so the index stays as small as the
+//! set of open dossiers; `set` and `cancel` are O(log n) through a slot → position table,
+//! and firing a burst (100 000 deadlines at 17:00) is a sequence of O(log n) pops with no
+//! rebalancing pauses. Ties are broken by slot, so firing order is deterministic.
+
+const ABSENT: u32 = u32::MAX;
+
+/// Pending wake-ups by dossier slot.
+#[derive(Debug, Clone, Default)]
+pub struct TimerIndex {
+    /// Heap of (time, slot), smallest first.
+    heap: Vec<(i64, u32)>,
+    /// Position in `heap` of each slot, or ABSENT.
+    pos: Vec<u32>,
+}
+
+impl TimerIndex {
+    pub fn new() -> Self {
+        TimerIndex::default()
+    }
+
+    /// Number of pending timers.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The earliest pending (time, slot).
+    pub fn peek(&self) -> Option<(i64, u32)> {
+        self.heap.first().copied()
+    }
+
+    /// The pending time of `slot`.
+    pub fn get(&self, slot: u32) -> Option<i64> {
+        match self.pos.get(slot as usize) {
+            Some(&p) if p != ABSENT => Some(self.heap[p as usize].0),
+            _ => None,
+        }
+    }
+
+    /// Sets (inserts or moves) the wake-up of `slot`; `None` cancels it.
+    pub fn set(&mut self, slot: u32, time: Option<i64>) {
+        let Some(time) = time else {
+            self.cancel(slot);
+            return;
+        };
+        if self.pos.len() <= slot as usize {
+            self.pos.resize(slot as usize + 1, ABSENT);
+        }
+        match self.pos[slot as usize] {
+            ABSENT => {
+                self.heap.push((time, slot));
+                let at = self.heap.len() - 1;
+                self.pos[slot as usize] = at as u32;
+                self.up(at);
+            }
+            p => {
+                let p = p as usize;
+                let old = self.heap[p].0;
+                self.heap[p].0 = time;
+                if time < old {
+                    self.up(p);
+                } else {
+                    self.down(p);
+                }
+            }
+        }
+    }
+
+    /// Removes the wake-up of `slot`, if any.
+    pub fn cancel(&mut self, slot: u32) {
+        let Some(&p) = self.pos.get(slot as usize) else {
+            return;
+        };
+        if p == ABSENT {
+            return;
+        }
+        let p = p as usize;
+        let last = self.heap.len() - 1;
+        self.swap(p, last);
+        self.heap.pop();
+        self.pos[slot as usize] = ABSENT;
+        if p < self.heap.len() {
+            self.down(p);
+            self.up(p);
+        }
+    }
+
+    /// Removes and returns the earliest slot whose time is at or before `upto`.
+    pub fn pop_due(&mut self, upto: i64) -> Option<(i64, u32)> {
+        let (time, slot) = self.peek()?;
+        if time > upto {
+            return None;
+        }
+        self.cancel(slot);
+        Some((time, slot))
+    }
+
+    /// Approximate heap bytes used.
+    pub fn bytes(&self) -> usize {
+        self.heap.capacity() * std::mem::size_of::<(i64, u32)>() + self.pos.capacity() * 4
+    }
+
+    fn less(&self, a: usize, b: usize) -> bool {
+        self.heap[a] < self.heap[b]
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.heap.swap(a, b);
+        self.pos[self.heap[a].1 as usize] = a as u32;
+        self.pos[self.heap[b].1 as usize] = b as u32;
+    }
+
+    fn up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !self.less(i, parent) {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut smallest = i;
+            if l < n && self.less(l, smallest) {
+                smallest = l;
+            }
+            if r < n && self.less(r, smallest) {
+                smallest = r;
+            }
+            if smallest == i {
+                break;
+            }
+            self.swap(i, smallest);
+            i = smallest;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fires_in_time_then_slot_order() {
+        let mut t = TimerIndex::new();
+        t.set(3, Some(100));
+        t.set(1, Some(100));
+        t.set(2, Some(50));
+        t.set(2, Some(150)); // moved later
+        t.set(4, Some(10));
+        t.cancel(4);
+        let fired: Vec<_> = std::iter::from_fn(|| t.pop_due(120)).collect();
+        assert_eq!(fired, [(100, 1), (100, 3)]);
+        assert_eq!(t.get(2), Some(150));
+        assert_eq!(t.pop_due(149), None);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_burst_on_one_minute_fires_completely() {
+        let mut t = TimerIndex::new();
+        for slot in 0..100_000u32 {
+            t.set(slot, Some(1_000 + (slot % 60) as i64));
+        }
+        let mut last = (i64::MIN, 0);
+        let mut n = 0;
+        while let Some(x) = t.pop_due(1_059) {
+            assert!(x > last);
+            last = x;
+            n += 1;
+        }
+        assert_eq!(n, 100_000);
+        assert!(t.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_sorted_map(ops in proptest::collection::vec((0u32..64, proptest::option::of(0i64..1000)), 0..400)) {
+            let mut t = TimerIndex::new();
+            let mut model = std::collections::BTreeMap::new();
+            for (slot, time) in ops {
+                t.set(slot, time);
+                match time {
+                    Some(x) => { model.insert(slot, x); }
+                    None => { model.remove(&slot); }
+                }
+                prop_assert_eq!(t.len(), model.len());
+            }
+            let mut expected: Vec<(i64, u32)> = model.iter().map(|(s, x)| (*x, *s)).collect();
+            expected.sort();
+            let fired: Vec<_> = std::iter::from_fn(|| t.pop_due(i64::MAX)).collect();
+            prop_assert_eq!(fired, expected);
+        }
+    }
+}
