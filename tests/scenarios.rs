@@ -25,7 +25,11 @@ fn replay(events: &Path) -> (Vec<Value>, String) {
         .env_remove("DUNGHAN__CALENDAR__FILE")
         .output()
         .expect("the binary runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -35,7 +39,9 @@ fn replay(events: &Path) -> (Vec<Value>, String) {
 }
 
 fn instant(v: &Value) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(v.as_str()?).ok().map(|t| t.timestamp())
+    chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// The mismatches between an actual raised event and the fields an expected line names.
@@ -56,12 +62,13 @@ fn mismatches(actual: &Value, expected: &Value) -> Vec<String> {
 
 fn check(name: &str) {
     let events = dir().join(format!("{name}.jsonl"));
-    let expected: Vec<Value> = std::fs::read_to_string(dir().join(format!("{name}.expected.jsonl")))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let expected: Vec<Value> =
+        std::fs::read_to_string(dir().join(format!("{name}.expected.jsonl")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
     let (actual, stderr) = replay(&events);
     let mut report = Vec::new();
     for (i, want) in expected.iter().enumerate() {
@@ -127,10 +134,17 @@ scenarios! {
 #[test]
 fn summary_counts_per_agency() {
     let (_, stderr) = replay(&dir().join("early-and-on-time.jsonl"));
-    let row = stderr.lines().find(|l| l.starts_with("so-a")).expect(&stderr);
+    let row = stderr
+        .lines()
+        .find(|l| l.starts_with("so-a"))
+        .expect(&stderr);
     let cols: Vec<&str> = row.split_whitespace().collect();
     // agency, received, early, on-time, late, on-time%
-    assert_eq!(&cols[..6], ["so-a", "2", "1", "1", "0", "100.0%"], "{stderr}");
+    assert_eq!(
+        &cols[..6],
+        ["so-a", "2", "1", "1", "0", "100.0%"],
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -143,7 +157,10 @@ fn replay_reads_stdin_and_fails_cleanly_on_a_missing_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("/no/such/events.jsonl") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("/no/such/events.jsonl") && err.lines().count() == 1,
+        "{err}"
+    );
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
         .args(["replay", "--quiet", "--now", NOW, "--catalog"])
@@ -166,7 +183,15 @@ fn replay_reads_stdin_and_fails_cleanly_on_a_missing_file() {
 fn until_fires_the_rules_due_by_then() {
     let (actual, _) = {
         let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-            .args(["replay", "--quiet", "--now", NOW, "--until", "2026-03-02T00:00:00+07:00", "--catalog"])
+            .args([
+                "replay",
+                "--quiet",
+                "--now",
+                NOW,
+                "--until",
+                "2026-03-02T00:00:00+07:00",
+                "--catalog",
+            ])
             .arg(dir().join("catalog.toml"))
             .arg(dir().join("ex1-tet.jsonl"))
             .output()

@@ -191,6 +191,7 @@ fn sample_sla_event() -> SlaEvent {
         channel: Channel::Online.into(),
         event_id: "e7".into(),
         statutory_deadline: Some(utc(2026, 10, 19, 3, 0).into()),
+        reject_reason: String::new(),
     }
 }
 

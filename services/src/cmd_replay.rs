@@ -59,7 +59,11 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
             Ok(Some(event)) => engine.apply(&event, &mut raised),
             Err((dossier, event_id, msg)) => {
                 let event_id = event_id.unwrap_or_else(|| format!("line-{number}"));
-                raised.push(engine.reject_malformed(&dossier, &event_id, format!("line {number}: {msg}")));
+                raised.push(engine.reject_malformed(
+                    &dossier,
+                    &event_id,
+                    format!("line {number}: {msg}"),
+                ));
             }
         }
         if !write_all(&mut out, &mut raised)? {
@@ -78,7 +82,10 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
         _ => {}
     }
     if !args.quiet {
-        eprint!("{}", summary(engine.stats(), number, engine.open_dossiers()));
+        eprint!(
+            "{}",
+            summary(engine.stats(), number, engine.open_dossiers())
+        );
     }
     Ok(())
 }
@@ -92,7 +99,8 @@ fn wall_clock() -> i64 {
 
 /// A line → an event; `None` for a blank line; a malformed line → (dossier, event id, why).
 fn decode(line: &[u8]) -> Result<Option<dunghan_core::Event>, (String, Option<String>, String)> {
-    let text = std::str::from_utf8(line).map_err(|_| (String::new(), None, "not UTF-8".to_owned()))?;
+    let text =
+        std::str::from_utf8(line).map_err(|_| (String::new(), None, "not UTF-8".to_owned()))?;
     if text.trim().is_empty() {
         return Ok(None);
     }
@@ -106,7 +114,11 @@ fn decode(line: &[u8]) -> Result<Option<dunghan_core::Event>, (String, Option<St
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         };
-        (field("dossierId").unwrap_or_default(), field("eventId"), format!("invalid event: {e}"))
+        (
+            field("dossierId").unwrap_or_default(),
+            field("eventId"),
+            format!("invalid event: {e}"),
+        )
     })?;
     let (dossier, event_id) = (wire.dossier_id.clone(), wire.event_id.clone());
     let event_id = (!event_id.is_empty()).then_some(event_id);
@@ -132,8 +144,10 @@ fn progress_bar(size: Option<u64>) -> indicatif::ProgressBar {
     }
     match size {
         Some(size) => indicatif::ProgressBar::new(size).with_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         ),
         None => indicatif::ProgressBar::new_spinner(),
     }
@@ -149,8 +163,17 @@ fn summary(stats: &Stats, lines: u64, open: usize) -> String {
     let _ = writeln!(
         s,
         "{:<24} {:>8} {:>6} {:>7} {:>5} {:>8} {:>9} {:>7} {:>14} {:>11} {:>8}",
-        "agency", "received", "early", "on-time", "late", "on-time%", "withdrawn", "refused",
-        "apologies r/i/o", "escal. 1/2/3", "satisf.%"
+        "agency",
+        "received",
+        "early",
+        "on-time",
+        "late",
+        "on-time%",
+        "withdrawn",
+        "refused",
+        "apologies r/i/o",
+        "escal. 1/2/3",
+        "satisf.%"
     );
     for (agency, a) in &stats.agencies {
         let _ = writeln!(
@@ -164,13 +187,23 @@ fn summary(stats: &Stats, lines: u64, open: usize) -> String {
             percent(a.on_time_rate()),
             a.withdrawn,
             a.refused,
-            format!("{}/{}/{}", a.apologies_required, a.apologies_issued, a.apologies_overdue),
-            format!("{}/{}/{}", a.escalations[0], a.escalations[1], a.escalations[2]),
+            format!(
+                "{}/{}/{}",
+                a.apologies_required, a.apologies_issued, a.apologies_overdue
+            ),
+            format!(
+                "{}/{}/{}",
+                a.escalations[0], a.escalations[1], a.escalations[2]
+            ),
             percent(a.satisfaction_rate()),
         );
     }
     let rejected: u64 = stats.rejected.values().sum();
-    let reasons: Vec<String> = stats.rejected.iter().map(|(r, n)| format!("{} {n}", r.as_str())).collect();
+    let reasons: Vec<String> = stats
+        .rejected
+        .iter()
+        .map(|(r, n)| format!("{} {n}", r.as_str()))
+        .collect();
     let _ = writeln!(
         s,
         "lines {lines}, events applied {}, rejected {rejected}{}, duplicates ignored {}, still open {open}",

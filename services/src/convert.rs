@@ -15,14 +15,27 @@ pub(crate) fn to_event(e: v1::DossierEvent) -> Result<Event, String> {
     }
     let occurred_at = match e.occurred_at {
         Some(t) if (0..1_000_000_000).contains(&t.nanos) => t.seconds,
-        Some(t) => return Err(format!("event {}: occurredAt has {} nanoseconds", e.event_id, t.nanos)),
+        Some(t) => {
+            return Err(format!(
+                "event {}: occurredAt has {} nanoseconds",
+                e.event_id, t.nanos
+            ))
+        }
         None => return Err(format!("event {}: occurredAt is missing", e.event_id)),
     };
     let payload = match e.payload {
-        None => return Err(format!("event {}: no payload (received, stepStarted, …)", e.event_id)),
+        None => {
+            return Err(format!(
+                "event {}: no payload (received, stepStarted, …)",
+                e.event_id
+            ))
+        }
         Some(P::Received(r)) => {
             if r.procedure_code.trim().is_empty() {
-                return Err(format!("event {}: received.procedureCode is missing", e.event_id));
+                return Err(format!(
+                    "event {}: received.procedureCode is missing",
+                    e.event_id
+                ));
             }
             Payload::Received {
                 channel: channel(r.channel()),
@@ -33,12 +46,18 @@ pub(crate) fn to_event(e: v1::DossierEvent) -> Result<Event, String> {
         }
         Some(P::StepStarted(s)) => {
             if s.step_id.trim().is_empty() {
-                return Err(format!("event {}: stepStarted.stepId is missing", e.event_id));
+                return Err(format!(
+                    "event {}: stepStarted.stepId is missing",
+                    e.event_id
+                ));
             }
             let allotment = match s.allotment {
                 None => None,
                 Some(d) => Some(allotment(d).ok_or_else(|| {
-                    format!("event {}: stepStarted.allotment gives no amount", e.event_id)
+                    format!(
+                        "event {}: stepStarted.allotment gives no amount",
+                        e.event_id
+                    )
                 })?),
             };
             Payload::StepStarted {
@@ -69,7 +88,10 @@ pub(crate) fn to_event(e: v1::DossierEvent) -> Result<Event, String> {
                 v1::SatisfactionLevel::Acceptable => Satisfaction::Acceptable,
                 v1::SatisfactionLevel::Dissatisfied => Satisfaction::Dissatisfied,
                 v1::SatisfactionLevel::Unspecified => {
-                    return Err(format!("event {}: citizenRated.level is missing", e.event_id))
+                    return Err(format!(
+                        "event {}: citizenRated.level is missing",
+                        e.event_id
+                    ))
                 }
             };
             Payload::CitizenRated {
@@ -107,7 +129,10 @@ fn channel(c: v1::Channel) -> Channel {
 }
 
 fn timestamp(t: i64) -> Timestamp {
-    Timestamp { seconds: t, nanos: 0 }
+    Timestamp {
+        seconds: t,
+        nanos: 0,
+    }
 }
 
 /// The wire form of a raised event.
@@ -146,13 +171,19 @@ pub(crate) fn to_sla_event(r: &Raised) -> v1::SlaEvent {
         level: r.level,
         deadline: r.deadline.map(timestamp),
         outcome: outcome as i32,
-        lateness: r.lateness.filter(|l| *l > 0).map(|s| Duration { seconds: s, nanos: 0 }),
+        lateness: r.lateness.filter(|l| *l > 0).map(|s| Duration {
+            seconds: s,
+            nanos: 0,
+        }),
         reason: r.reason.clone(),
         procedure_code: r.procedure_code.clone(),
         field: r.field.clone(),
         channel: channel as i32,
         event_id: r.event_id.clone(),
         statutory_deadline: r.statutory_deadline.map(timestamp),
-        reject_reason: r.reject_reason.map(|x| x.as_str().to_owned()).unwrap_or_default(),
+        reject_reason: r
+            .reject_reason
+            .map(|x| x.as_str().to_owned())
+            .unwrap_or_default(),
     }
 }

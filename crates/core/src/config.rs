@@ -43,7 +43,10 @@ impl EngineConfig {
         }
         for (name, v) in [
             ("apology_lead_days", self.apology_lead_days),
-            ("escalation_level2_delay_days", self.escalation_level2_delay_days),
+            (
+                "escalation_level2_delay_days",
+                self.escalation_level2_delay_days,
+            ),
         ] {
             if !(v.is_finite() && (0.0..=30.0).contains(&v)) {
                 return Err(format!("{name} {v} must be between 0 and 30 working days"));

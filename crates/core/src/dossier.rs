@@ -162,7 +162,12 @@ impl Dossier {
 
     /// Moves every pending moment later by `paused` working seconds (a pause ended).
     /// Steps started during the pause started with a full clock and are left alone.
-    pub(crate) fn shift(&mut self, cal: &Calendar, paused: i64, pause_start: i64) -> Result<(), CoreError> {
+    pub(crate) fn shift(
+        &mut self,
+        cal: &Calendar,
+        paused: i64,
+        pause_start: i64,
+    ) -> Result<(), CoreError> {
         if paused <= 0 {
             return Ok(());
         }
@@ -208,7 +213,10 @@ impl Dossier {
             std::cmp::Ordering::Greater => Outcome::Late,
         };
         let (outcome, note) = if self.supplements > 1 {
-            (Outcome::Late, "more than one supplement request counts as late")
+            (
+                Outcome::Late,
+                "more than one supplement request counts as late",
+            )
         } else {
             (by_date, "")
         };

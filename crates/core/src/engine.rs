@@ -136,8 +136,7 @@ impl Engine {
     /// Approximate bytes held for open dossiers (state, index entries, timers).
     pub fn state_bytes(&self) -> usize {
         let dossiers: usize = self.slots.iter().flatten().map(Dossier::bytes).sum();
-        let index = self.by_id.capacity()
-            * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+        let index = self.by_id.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
             + self.slots.capacity() * std::mem::size_of::<Option<Dossier>>()
             - self.slots.iter().flatten().count() * std::mem::size_of::<Dossier>();
         dossiers + index + self.timers.bytes()
@@ -212,7 +211,28 @@ impl Engine {
                 self.stats.events_applied += 1;
                 self.clock = self.clock.max(t);
             }
-            Err((reason, msg)) => self.reject(event, reason, msg, out),
+            Err((reason, msg)) => {
+                // Remember the refused event too, so a redelivered copy is a duplicate, not
+                // a second rejection (dossiers unknown to the engine have nowhere to keep it).
+                self.remember(&event.dossier_id, hash);
+                self.reject(event, reason, msg, out)
+            }
+        }
+    }
+
+    /// Records an event id as seen by a known dossier, open or ended.
+    fn remember(&mut self, dossier_id: &str, hash: u64) {
+        if let Some(&slot) = self.by_id.get(dossier_id) {
+            let seen = &mut self.dossier_mut(slot).seen;
+            if !seen.contains(&hash) {
+                seen.push(hash);
+            }
+        } else if let Some(e) = self.ended.get_mut(dossier_id) {
+            if !e.seen.contains(&hash) {
+                let mut seen = e.seen.to_vec();
+                seen.push(hash);
+                e.seen = seen.into_boxed_slice();
+            }
         }
     }
 
@@ -241,8 +261,17 @@ impl Engine {
 
     /// Records input that could not be decoded into an event (bad JSON or protobuf, missing
     /// fields) and returns its REJECTED event, stamped with the engine's clock.
-    pub fn reject_malformed(&mut self, dossier_id: &str, event_id: &str, message: String) -> Raised {
-        *self.stats.rejected.entry(RejectReason::Malformed).or_default() += 1;
+    pub fn reject_malformed(
+        &mut self,
+        dossier_id: &str,
+        event_id: &str,
+        message: String,
+    ) -> Raised {
+        *self
+            .stats
+            .rejected
+            .entry(RejectReason::Malformed)
+            .or_default() += 1;
         let at = if self.clock == NEVER { 0 } else { self.clock };
         Raised::rejected(dossier_id, event_id, at, RejectReason::Malformed, message)
     }
@@ -439,7 +468,10 @@ impl Engine {
         if apology_overdue {
             self.stats.agency(&agency).apologies_overdue += 1;
             let mut overdue = self.raise(slot, Kind::ApologyOverdue, "", 0, at);
-            overdue.department_id = self.names.get(self.dossier(slot).department_at_fault()).to_owned();
+            overdue.department_id = self
+                .names
+                .get(self.dossier(slot).department_at_fault())
+                .to_owned();
             overdue.deadline = Some(at);
             overdue.reason = "deadline passed with no apology issued".into();
             out.push(overdue);
@@ -468,7 +500,13 @@ impl Engine {
     }
 
     /// Applies an event to an open dossier (its due timers already fired).
-    fn apply_to(&mut self, slot: u32, event: &Event, hash: u64, out: &mut Vec<Raised>) -> Result<(), Refusal> {
+    fn apply_to(
+        &mut self,
+        slot: u32,
+        event: &Event,
+        hash: u64,
+        out: &mut Vec<Raised>,
+    ) -> Result<(), Refusal> {
         if event.occurred_at < self.dossier(slot).received {
             return Err((
                 RejectReason::BeforeReceipt,
@@ -481,13 +519,9 @@ impl Engine {
             ));
         }
         self.lifecycle(slot, event, out)?;
-        if let Some(d) = self.slots[slot as usize].as_mut() {
-            d.seen.push(hash);
+        self.remember(&event.dossier_id, hash);
+        if self.slots[slot as usize].is_some() {
             self.rearm(slot);
-        } else if let Some(e) = self.ended.get_mut(event.dossier_id.as_str()) {
-            let mut seen = e.seen.to_vec();
-            seen.push(hash);
-            e.seen = seen.into_boxed_slice();
         }
         Ok(())
     }

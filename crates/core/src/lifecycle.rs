@@ -16,7 +16,9 @@ use dunghan_calendar::Anchor;
 
 fn calendar_refusal(e: CoreError) -> Refusal {
     let reason = match e {
-        CoreError::UnknownProcedure(_) | CoreError::NotInForce { .. } => RejectReason::UnknownProcedure,
+        CoreError::UnknownProcedure(_) | CoreError::NotInForce { .. } => {
+            RejectReason::UnknownProcedure
+        }
         CoreError::Duration(_) => RejectReason::InvalidValue,
         _ => RejectReason::OutOfCalendar,
     };
@@ -29,7 +31,12 @@ fn invalid(msg: String) -> Refusal {
 
 impl Engine {
     /// DossierReceived: compute the deadlines and open the dossier.
-    pub(crate) fn receive(&mut self, event: &Event, hash: u64, out: &mut Vec<Raised>) -> Result<(), Refusal> {
+    pub(crate) fn receive(
+        &mut self,
+        event: &Event,
+        hash: u64,
+        out: &mut Vec<Raised>,
+    ) -> Result<(), Refusal> {
         let Payload::Received {
             procedure_code,
             agency_id,
@@ -52,9 +59,15 @@ impl Engine {
             .procedure_for(procedure_code, cal.local_date(t))
             .map_err(calendar_refusal)?;
         let p = &self.procedures[procedure as usize];
-        let agency = if agency_id.is_empty() { p.agency.clone() } else { agency_id.clone() };
+        let agency = if agency_id.is_empty() {
+            p.agency.clone()
+        } else {
+            agency_id.clone()
+        };
         let d = procedure_deadlines(&cal, p, t).map_err(calendar_refusal)?;
-        let allotted = cal.working_secs_between(d.start, d.appointment).map_err(|e| calendar_refusal(e.into()))?;
+        let allotted = cal
+            .working_secs_between(d.start, d.appointment)
+            .map_err(|e| calendar_refusal(e.into()))?;
         let explanation = format!(
             "appointment {} ({}), statutory {} ({}), counting from {}",
             local_fmt(&cal, d.appointment),
@@ -86,7 +99,9 @@ impl Engine {
             done_steps: Vec::new(),
             seen: vec![hash],
         };
-        dossier.refresh_moments(&cal, &self.cfg).map_err(calendar_refusal)?;
+        dossier
+            .refresh_moments(&cal, &self.cfg)
+            .map_err(calendar_refusal)?;
         let slot = self.insert(dossier);
         self.stats.agency(&agency).received += 1;
         let mut raised = self.raise(slot, Kind::DeadlineComputed, "", 0, t);
@@ -97,7 +112,12 @@ impl Engine {
     }
 
     /// Any other event for an open dossier.
-    pub(crate) fn lifecycle(&mut self, slot: u32, event: &Event, out: &mut Vec<Raised>) -> Result<(), Refusal> {
+    pub(crate) fn lifecycle(
+        &mut self,
+        slot: u32,
+        event: &Event,
+        out: &mut Vec<Raised>,
+    ) -> Result<(), Refusal> {
         let t = event.occurred_at;
         let cal = self.calendar_of(slot);
         match &event.payload {
@@ -128,7 +148,9 @@ impl Engine {
                 };
                 let department = match (department_id.as_str(), planned) {
                     ("", Some(s)) => s.department.clone(),
-                    ("", None) => return Err(invalid(format!("step `{step_id}` names no department"))),
+                    ("", None) => {
+                        return Err(invalid(format!("step `{step_id}` names no department")))
+                    }
                     (dep, _) => dep.to_owned(),
                 };
                 let step = self.names.intern(step_id);
@@ -137,15 +159,20 @@ impl Engine {
                     return Err(invalid(format!("step `{step_id}` is already in progress")));
                 }
                 let attempt = 1 + d.done_steps.iter().filter(|&&s| s == step).count() as u16;
-                let step_due = due(&cal, t, allotted, Anchor::SameClockTime).map_err(calendar_refusal)?;
-                let span = cal.working_secs_between(t, step_due).map_err(|e| calendar_refusal(e.into()))?;
+                let step_due =
+                    due(&cal, t, allotted, Anchor::SameClockTime).map_err(calendar_refusal)?;
+                let span = cal
+                    .working_secs_between(t, step_due)
+                    .map_err(|e| calendar_refusal(e.into()))?;
                 let warn_at = cal
                     .add_working_secs(t, (self.cfg.warning_fraction * span as f64).round() as i64)
                     .map_err(|e| calendar_refusal(e.into()))?;
                 let delay = cal
                     .days_to_secs(self.cfg.escalation_level2_delay_days)
                     .map_err(|e| calendar_refusal(e.into()))?;
-                let level2_at = cal.add_working_secs(step_due, delay).map_err(|e| calendar_refusal(e.into()))?;
+                let level2_at = cal
+                    .add_working_secs(step_due, delay)
+                    .map_err(|e| calendar_refusal(e.into()))?;
                 let department = self.names.intern(&department);
                 self.dossier_mut(slot).steps.push(StepClock {
                     step,
@@ -162,7 +189,10 @@ impl Engine {
                 let step = self.names.intern(step_id);
                 let d = self.dossier_mut(slot);
                 let Some(i) = d.steps.iter().position(|s| s.step == step) else {
-                    return Err((RejectReason::UnknownStep, format!("step `{step_id}` is not in progress")));
+                    return Err((
+                        RejectReason::UnknownStep,
+                        format!("step `{step_id}` is not in progress"),
+                    ));
                 };
                 let s = d.steps.remove(i);
                 if t > s.due && d.fault == NONE {
@@ -187,7 +217,8 @@ impl Engine {
                 if d.fired & crate::dossier::fired::APOLOGY_ISSUED != 0 {
                     return Err((
                         RejectReason::SecondAppointment,
-                        "an apology with a new appointment was already issued; only one is allowed".into(),
+                        "an apology with a new appointment was already issued; only one is allowed"
+                            .into(),
                     ));
                 }
                 if let Some(n) = new_appointment {
@@ -200,7 +231,8 @@ impl Engine {
                     }
                 }
                 let agency = self.names.get(d.agency).to_owned();
-                let department = (!department_id.is_empty()).then(|| self.names.intern(department_id));
+                let department =
+                    (!department_id.is_empty()).then(|| self.names.intern(department_id));
                 let d = self.dossier_mut(slot);
                 d.fired |= crate::dossier::fired::APOLOGY_ISSUED;
                 d.new_appointment = new_appointment.unwrap_or(NEVER);
@@ -221,7 +253,17 @@ impl Engine {
                 }
                 self.end(slot, t);
             }
-            Payload::Withdrawn { reason } | Payload::Refused { reason } | Payload::ProcessingStopped { reason } => {
+            Payload::Withdrawn { reason }
+            | Payload::Refused { reason }
+            | Payload::ProcessingStopped { reason } => {
+                let ready = self.dossier(slot).ready_at;
+                if ready != NEVER {
+                    return Err(invalid(format!(
+                        "{}: the result was ready at {}; a finished dossier can only be returned",
+                        event.payload.name(),
+                        fmt(ready)
+                    )));
+                }
                 let (label, what) = match &event.payload {
                     Payload::Withdrawn { .. } => ("withdrawn", 0),
                     Payload::Refused { .. } => ("refused", 1),
@@ -229,7 +271,11 @@ impl Engine {
                 };
                 let mut raised = self.raise(slot, Kind::Outcome, "", 0, t);
                 raised.event_id = event.event_id.clone();
-                raised.reason = if reason.is_empty() { label.to_owned() } else { format!("{label}: {reason}") };
+                raised.reason = if reason.is_empty() {
+                    label.to_owned()
+                } else {
+                    format!("{label}: {reason}")
+                };
                 let stats = self.stats.agency(&raised.agency_id);
                 match what {
                     0 => stats.withdrawn += 1,
@@ -257,12 +303,22 @@ impl Engine {
 
     /// Ends a pause; when nothing else holds the clock, moves the deadlines (PAUSE) or
     /// restarts the full time (RESTART for supplements) and tells the desk.
-    fn resume(&mut self, slot: u32, why: u8, event: &Event, out: &mut Vec<Raised>) -> Result<(), Refusal> {
+    fn resume(
+        &mut self,
+        slot: u32,
+        why: u8,
+        event: &Event,
+        out: &mut Vec<Raised>,
+    ) -> Result<(), Refusal> {
         let t = event.occurred_at;
         let cal = self.calendar_of(slot);
         let d = self.dossier(slot);
         if d.paused & why == 0 {
-            let what = if why == pause::SUPPLEMENT { "supplement" } else { "fee payment" };
+            let what = if why == pause::SUPPLEMENT {
+                "supplement"
+            } else {
+                "fee payment"
+            };
             return Err(invalid(format!("no {what} was requested")));
         }
         let restart = why == pause::SUPPLEMENT
@@ -273,14 +329,20 @@ impl Engine {
         if rest != 0 && !restart {
             return Ok(());
         }
-        let paused = cal.working_secs_between(since, t.max(since)).map_err(|e| calendar_refusal(e.into()))?;
+        let paused = cal
+            .working_secs_between(since, t.max(since))
+            .map_err(|e| calendar_refusal(e.into()))?;
         let before = self.dossier(slot).due;
         let reason = if restart {
             let p = &self.procedures[self.dossier(slot).procedure as usize];
-            let (start, _) = effective_start(&cal, t, p.effective_cutoff()).map_err(calendar_refusal)?;
-            let appointment = due(&cal, start, p.appointment(), p.anchor).map_err(calendar_refusal)?;
+            let (start, _) =
+                effective_start(&cal, t, p.effective_cutoff()).map_err(calendar_refusal)?;
+            let appointment =
+                due(&cal, start, p.appointment(), p.anchor).map_err(calendar_refusal)?;
             let statutory = due(&cal, start, p.statutory, p.anchor).map_err(calendar_refusal)?;
-            let allotted = cal.working_secs_between(start, appointment).map_err(|e| calendar_refusal(e.into()))?;
+            let allotted = cal
+                .working_secs_between(start, appointment)
+                .map_err(|e| calendar_refusal(e.into()))?;
             let cfg = self.cfg.clone();
             let d = self.dossier_mut(slot);
             d.due = appointment;
@@ -288,13 +350,21 @@ impl Engine {
             d.allotted = allotted;
             d.refresh_moments(&cal, &cfg).map_err(calendar_refusal)?;
             for s in d.steps.iter_mut().filter(|s| s.start < since) {
-                s.due = cal.add_working_secs(s.due, paused).map_err(|e| calendar_refusal(e.into()))?;
-                s.warn_at = cal.add_working_secs(s.warn_at, paused).map_err(|e| calendar_refusal(e.into()))?;
-                s.level2_at = cal.add_working_secs(s.level2_at, paused).map_err(|e| calendar_refusal(e.into()))?;
+                s.due = cal
+                    .add_working_secs(s.due, paused)
+                    .map_err(|e| calendar_refusal(e.into()))?;
+                s.warn_at = cal
+                    .add_working_secs(s.warn_at, paused)
+                    .map_err(|e| calendar_refusal(e.into()))?;
+                s.level2_at = cal
+                    .add_working_secs(s.level2_at, paused)
+                    .map_err(|e| calendar_refusal(e.into()))?;
             }
             "supplement received: the full time restarts".to_owned()
         } else {
-            self.dossier_mut(slot).shift(&cal, paused, since).map_err(calendar_refusal)?;
+            self.dossier_mut(slot)
+                .shift(&cal, paused, since)
+                .map_err(calendar_refusal)?;
             format!("clock paused for {} working minutes", paused / 60)
         };
         self.dossier_mut(slot).paused_since = NEVER;
@@ -315,13 +385,18 @@ impl Engine {
         if self.dossier(slot).paused != 0 {
             // A result while the clock is stopped ends the pause at that moment.
             let since = self.dossier(slot).paused_since;
-            let paused = cal.working_secs_between(since, t.max(since)).map_err(|e| calendar_refusal(e.into()))?;
+            let paused = cal
+                .working_secs_between(since, t.max(since))
+                .map_err(|e| calendar_refusal(e.into()))?;
             let d = self.dossier_mut(slot);
             d.paused = 0;
             d.paused_since = NEVER;
             d.shift(&cal, paused, since).map_err(calendar_refusal)?;
         }
-        let finish = self.dossier(slot).outcome(&cal, t).map_err(calendar_refusal)?;
+        let finish = self
+            .dossier(slot)
+            .outcome(&cal, t)
+            .map_err(calendar_refusal)?;
         let (outcome, lateness, note) = (finish.outcome, finish.lateness, finish.note);
         self.dossier_mut(slot).ready_at = t;
         let mut raised = self.raise(slot, Kind::Outcome, "", 0, t);
@@ -334,11 +409,11 @@ impl Engine {
         if finish.before_due_date {
             let mut early = self.raise(slot, Kind::EarlyResult, "", 0, t);
             early.event_id = event.event_id.clone();
-            early.reason = "result ready before the due date: invite the applicant to collect it".into();
+            early.reason =
+                "result ready before the due date: invite the applicant to collect it".into();
             out.push(early);
         }
         out.push(raised);
         Ok(())
     }
 }
-

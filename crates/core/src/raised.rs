@@ -148,7 +148,11 @@ impl Raised {
         reason: RejectReason,
         message: String,
     ) -> Raised {
-        let dossier = if dossier_id.is_empty() { "-" } else { dossier_id };
+        let dossier = if dossier_id.is_empty() {
+            "-"
+        } else {
+            dossier_id
+        };
         Raised {
             id: format!("{dossier}:rejected:{event_id}"),
             dossier_id: dossier_id.to_owned(),

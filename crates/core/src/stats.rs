@@ -50,7 +50,10 @@ impl AgencyStats {
     }
 
     pub(crate) fn count_rating(&mut self, level: Satisfaction) {
-        let i = Satisfaction::ALL.iter().position(|l| *l == level).unwrap_or(0);
+        let i = Satisfaction::ALL
+            .iter()
+            .position(|l| *l == level)
+            .unwrap_or(0);
         self.ratings[i] += 1;
     }
 }
@@ -67,7 +70,8 @@ pub struct Stats {
 impl Stats {
     pub(crate) fn agency(&mut self, agency: &str) -> &mut AgencyStats {
         if !self.agencies.contains_key(agency) {
-            self.agencies.insert(agency.to_owned(), AgencyStats::default());
+            self.agencies
+                .insert(agency.to_owned(), AgencyStats::default());
         }
         self.agencies.get_mut(agency).expect("just inserted")
     }
