@@ -2,8 +2,9 @@
 //! working-time arithmetic on them.
 //!
 //! Every local date in the calendar's years maps to a small "pattern" (its working sessions)
-//! and to the working seconds before it (`cum`). Adding working time is then a search in
-//! `cum` (galloping from the start day, so O(log span)), never a day-by-day loop.
+//! and to the working seconds before it (a prefix sum). Adding working time is then a
+//! lookup in an inverse table (working-day ordinal → day) and a short forward scan over
+//! the rest days in between: constant time whatever the span, never a day-by-day loop.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +64,15 @@ impl Pattern {
     }
 }
 
+/// One local date in the flattened table.
+#[derive(Debug, Clone, Copy)]
+struct Day {
+    /// Working seconds before this date.
+    before: i64,
+    /// Index into the patterns.
+    pattern: u32,
+}
+
 /// A closure of the office (storm, flood) between two instants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closure {
@@ -80,10 +90,16 @@ pub struct Calendar {
     pub(crate) last_year: i32,
     /// Days since 1970-01-01 of the first local date covered.
     epoch_day: i64,
-    day_pattern: Vec<u32>,
+    /// Per local date: working seconds before it and its pattern, side by side so one
+    /// cache line serves both; one extra entry at the end holds the total.
+    days: Vec<Day>,
     patterns: Vec<Pattern>,
-    /// `cum[d]` = working seconds before day `d`; one longer than `day_pattern`.
-    cum: Vec<i64>,
+    /// `inverse[k]` = the first day `d` with `days[d + 1].before > k × day_length`: jumps straight
+    /// to (just before) the day holding a given working second, so locating one is a lookup
+    /// plus a forward scan over the few rest days in between, with no binary search.
+    inverse: Vec<u32>,
+    /// `1 / day_length`, so probing `inverse` is a multiplication, not a division.
+    per_day: f64,
     pub(crate) notes: BTreeMap<NaiveDate, DayNote>,
     pub(crate) closures: Vec<Closure>,
     /// Standard length of a working day in seconds (turns working days into working time).
@@ -129,27 +145,46 @@ impl Calendar {
         };
         let weekly = weekly.map(&mut intern);
         let day_pattern: Vec<u32> = days.into_iter().map(&mut intern).collect();
-        let mut cum = Vec::with_capacity(day_pattern.len() + 1);
+        let mut entries = Vec::with_capacity(day_pattern.len() + 1);
         let mut acc = 0i64;
-        cum.push(0);
         for &p in &day_pattern {
+            entries.push(Day {
+                before: acc,
+                pattern: p,
+            });
             acc += patterns[p as usize].total as i64;
-            cum.push(acc);
         }
+        entries.push(Day {
+            before: acc,
+            pattern: 0,
+        });
+        let cum: Vec<i64> = entries.iter().map(|d| d.before).collect();
+        let inverse = inverse_table(&cum, day_length);
         Calendar {
             name,
             zone,
             first_year,
             last_year,
             epoch_day,
-            day_pattern,
+            days: entries,
             patterns,
-            cum,
+            inverse,
+            per_day: if day_length > 0 {
+                1.0 / day_length as f64
+            } else {
+                0.0
+            },
             notes,
             closures,
             day_length,
             weekly,
         }
+    }
+
+    /// Number of days covered.
+    #[inline]
+    fn len(&self) -> usize {
+        self.days.len() - 1
     }
 
     /// The calendar's name (office or province id).
@@ -184,7 +219,7 @@ impl Calendar {
 
     /// Approximate heap bytes used by the per-day tables.
     pub fn table_bytes(&self) -> usize {
-        self.day_pattern.len() * 4 + self.cum.len() * 8
+        self.days.len() * std::mem::size_of::<Day>() + self.inverse.len() * 4
     }
 
     // ---- local time -------------------------------------------------------------------------
@@ -204,9 +239,7 @@ impl Calendar {
     /// The day index of a local date, if covered.
     pub(crate) fn index_of(&self, date: NaiveDate) -> Option<usize> {
         let d = date.num_days_from_ce() as i64 - UNIX_EPOCH_DAYS_FROM_CE - self.epoch_day;
-        (0..self.day_pattern.len() as i64)
-            .contains(&d)
-            .then_some(d as usize)
+        (0..self.len() as i64).contains(&d).then_some(d as usize)
     }
 
     fn out_of_range(&self, what: String) -> CalendarError {
@@ -222,7 +255,7 @@ impl Calendar {
     fn split(&self, t: i64) -> Result<(usize, u32), CalendarError> {
         let local = self.local_secs(t);
         let day = local.div_euclid(DAY_SECS as i64) - self.epoch_day;
-        if day < 0 || day >= self.day_pattern.len() as i64 {
+        if day < 0 || day >= self.len() as i64 {
             return Err(self.out_of_range(format_ts(t)));
         }
         Ok((day as usize, local.rem_euclid(DAY_SECS as i64) as u32))
@@ -230,7 +263,7 @@ impl Calendar {
 
     #[inline]
     fn pattern(&self, day: usize) -> &Pattern {
-        &self.patterns[self.day_pattern[day] as usize]
+        &self.patterns[self.days[day].pattern as usize]
     }
 
     /// The sessions worked on a local date (empty for a non-working day), or `None` outside
@@ -256,7 +289,7 @@ impl Calendar {
     #[inline]
     pub fn worked_until(&self, t: i64) -> Result<i64, CalendarError> {
         let (day, sec) = self.split(t)?;
-        Ok(self.cum[day] + self.pattern(day).worked_before(sec) as i64)
+        Ok(self.days[day].before + self.pattern(day).worked_before(sec) as i64)
     }
 
     /// The earliest instant, on or after day `from`, at which `w` working seconds have passed.
@@ -264,20 +297,25 @@ impl Calendar {
     #[inline]
     fn locate(&self, w: i64, from: usize, at_end: bool) -> Result<i64, CalendarError> {
         let reached = |c: i64| if at_end { c >= w } else { c > w };
-        let n = self.day_pattern.len();
-        // Gallop: the answer is usually a few days to a few weeks ahead.
-        let (mut lo, mut hi) = (from, from);
-        let mut step = 1;
-        while !reached(self.cum[hi + 1]) {
-            lo = hi + 1;
-            if lo >= n {
-                return Err(self.out_of_range(format!("{w} working seconds")));
+        let n = self.len();
+        let mut day = from;
+        if self.day_length > 0 {
+            // Exact: w / day_length is at least 1 / day_length (≈ 3e-5) away from the next
+            // integer below, far more than the float error; at an exact multiple the product
+            // may land just under it, which only starts the scan one granule early.
+            let probe = ((if at_end { w - 1 } else { w }) as f64 * self.per_day) as i64;
+            match self.inverse.get(probe.max(0) as usize) {
+                Some(&d) => day = day.max(d as usize),
+                None => return Err(self.out_of_range(format!("{w} working seconds"))),
             }
-            hi = (from + step).min(n - 1);
-            step *= 2;
         }
-        let day = lo + self.cum[lo + 1..=hi + 1].partition_point(|&c| !reached(c));
-        let r = (w - self.cum[day]) as u32;
+        while day < n && !reached(self.days[day + 1].before) {
+            day += 1;
+        }
+        if day >= n {
+            return Err(self.out_of_range(format!("{w} working seconds")));
+        }
+        let r = (w - self.days[day].before) as u32;
         Ok(self.instant(day, self.pattern(day).position(r, at_end)))
     }
 
@@ -290,7 +328,7 @@ impl Calendar {
             return Ok(t);
         }
         let (day, sec) = self.split(t)?;
-        let w = self.cum[day] + self.pattern(day).worked_before(sec) as i64 + dur;
+        let w = self.days[day].before + self.pattern(day).worked_before(sec) as i64 + dur;
         if dur > 0 {
             self.locate(w, day, true)
         } else {
@@ -299,10 +337,7 @@ impl Calendar {
                     self.out_of_range(format!("{dur} working seconds before {}", format_ts(t)))
                 );
             }
-            let from = self.cum[..=day]
-                .partition_point(|&c| c < w)
-                .saturating_sub(1);
-            self.locate(w, from, true)
+            self.locate(w, 0, true)
         }
     }
 
@@ -331,10 +366,10 @@ impl Calendar {
     /// The first working instant of the first working day after `t`'s local date.
     pub fn next_working_day_start_ts(&self, t: i64) -> Result<i64, CalendarError> {
         let (day, _) = self.split(t)?;
-        if day + 1 >= self.day_pattern.len() {
+        if day + 1 >= self.len() {
             return Err(self.out_of_range(format_ts(t)));
         }
-        self.locate(self.cum[day + 1], day + 1, false)
+        self.locate(self.days[day + 1].before, day + 1, false)
     }
 
     /// The end of the last session of `t`'s local date, if that date is a working day.
@@ -375,7 +410,7 @@ impl Calendar {
                 // Count from the end of the (effective) receipt day, then end that day.
                 let start = self.next_working_ts(t)?;
                 let (day, _) = self.split(start)?;
-                let due = self.locate(self.cum[day + 1] + dur, day, true)?;
+                let due = self.locate(self.days[day + 1].before + dur, day, true)?;
                 Ok(self.end_of_day_ts(due)?.unwrap_or(due))
             }
         }
@@ -388,7 +423,8 @@ impl Calendar {
                 "working days must be a non-negative number, got {n}"
             )));
         }
-        Ok((n * self.day_length as f64).round() as i64)
+        // `+ 0.5` then truncation rounds a non-negative number (cheaper than `f64::round`).
+        Ok((n * self.day_length as f64 + 0.5) as i64)
     }
 
     /// Adds calendar days to the local date and clock time of `t`. If the result falls on a
@@ -488,6 +524,25 @@ impl Calendar {
     ) -> Result<DateTime<Utc>, CalendarError> {
         self.add_months_ts(t.timestamp(), n, anchor).map(from_ts)
     }
+}
+
+/// See [`Calendar::inverse`]. Empty when the week has no working time.
+fn inverse_table(cum: &[i64], day_length: u32) -> Vec<u32> {
+    let total = cum.last().copied().unwrap_or(0);
+    if day_length == 0 || cum.len() < 2 {
+        return Vec::new();
+    }
+    let len = day_length as i64;
+    let last_day = cum.len() - 2;
+    let mut inverse = Vec::with_capacity((total / len + 1) as usize);
+    let mut day = 0usize;
+    for k in 0..=total / len {
+        while day < last_day && cum[day + 1] <= k * len {
+            day += 1;
+        }
+        inverse.push(day as u32);
+    }
+    inverse
 }
 
 /// A UTC instant from Unix seconds (clamped to chrono's range, which callers never leave).
