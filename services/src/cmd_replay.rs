@@ -84,7 +84,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if !args.quiet {
         eprint!(
             "{}",
-            summary(engine.stats(), number, engine.open_dossiers())
+            summary(&engine.stats(), number, engine.open_dossiers())
         );
     }
     Ok(())

@@ -5,8 +5,9 @@
 //! that event is applied) or when the engine's clock is advanced past them, so each
 //! dossier's output does not depend on how other dossiers' events are interleaved.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -17,7 +18,7 @@ use crate::dossier::{fired, rule_kind, step_fired, Dossier, Rule, NEVER, NONE};
 use crate::event::{Event, Payload};
 use crate::procedure::{Catalog, Procedure};
 use crate::raised::{raised_id, Kind, Raised, RejectReason};
-use crate::stats::Stats;
+use crate::stats::{AgencyStats, Stats};
 use crate::timer::TimerIndex;
 use crate::CoreError;
 
@@ -31,8 +32,8 @@ pub(crate) struct Ended {
 /// Interned strings (agencies, departments, step ids).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Names {
-    index: HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    index: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
 }
 
 impl Names {
@@ -41,9 +42,19 @@ impl Names {
             return i;
         }
         let i = self.names.len() as u32;
-        self.names.push(name.into());
-        self.index.insert(name.into(), i);
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.index.insert(name, i);
         i
+    }
+
+    /// The shared string of an interned name (empty for NONE).
+    pub(crate) fn shared(&self, i: u32) -> Arc<str> {
+        if i == NONE {
+            Arc::from("")
+        } else {
+            self.names[i as usize].clone()
+        }
     }
 
     pub(crate) fn get(&self, i: u32) -> &str {
@@ -67,6 +78,10 @@ pub struct Engine {
     pub(crate) calendars: Vec<Arc<Calendar>>,
     calendar_by_office: HashMap<String, u16>,
     pub(crate) procedures: Vec<Procedure>,
+    /// Code and field of each procedure version, shared by the events raised about it.
+    procedure_labels: Vec<(Arc<str>, Arc<str>)>,
+    /// The time allowed of each procedure version in words, for `DEADLINE_COMPUTED`.
+    pub(crate) procedure_allowed: Vec<String>,
     procedure_index: HashMap<(String, NaiveDate), u32>,
     pub(crate) names: Names,
     pub(crate) slots: Vec<Option<Dossier>>,
@@ -82,6 +97,8 @@ pub struct Engine {
     /// of days between two events in a replay is not "the future".
     present: i64,
     pub(crate) stats: Stats,
+    /// Per-agency counts by interned agency id (names are resolved in [`Engine::stats`]).
+    by_agency: HashMap<u32, AgencyStats>,
 }
 
 impl Engine {
@@ -91,26 +108,48 @@ impl Engine {
             cfg,
             catalog,
             calendars: vec![calendars.province().clone()],
-            calendar_by_office: HashMap::new(),
+            calendar_by_office: HashMap::default(),
             calendar_set: calendars,
             procedures: Vec::new(),
-            procedure_index: HashMap::new(),
+            procedure_labels: Vec::new(),
+            procedure_allowed: Vec::new(),
+            procedure_index: HashMap::default(),
             names: Names::default(),
             slots: Vec::new(),
             free: Vec::new(),
-            by_id: HashMap::new(),
-            ended: HashMap::new(),
+            by_id: HashMap::default(),
+            ended: HashMap::default(),
             ended_order: VecDeque::new(),
             timers: TimerIndex::new(),
             clock: NEVER,
             present: NEVER,
             stats: Stats::default(),
+            by_agency: HashMap::default(),
         }
     }
 
-    /// Counts so far.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// Makes room for `dossiers` more open dossiers, so a service that knows its size (after
+    /// a restore, say) does not grow its tables while events arrive.
+    pub fn reserve(&mut self, dossiers: usize) {
+        self.slots.reserve(dossiers);
+        self.by_id.reserve(dossiers);
+        self.timers.reserve(dossiers);
+    }
+
+    /// Counts so far (a snapshot).
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.stats.clone();
+        for (agency, counts) in &self.by_agency {
+            stats
+                .agencies
+                .insert(self.names.get(*agency).to_owned(), counts.clone());
+        }
+        stats
+    }
+
+    /// The counts of one agency (interned id).
+    pub(crate) fn agency_stats(&mut self, agency: u32) -> &mut AgencyStats {
+        self.by_agency.entry(agency).or_default()
     }
 
     /// Open dossiers (received, not yet returned, withdrawn, refused or stopped).
@@ -180,8 +219,8 @@ impl Engine {
                 }
                 Some(e) => match payload {
                     Payload::CitizenRated { level, .. } => {
-                        let agency = self.names.get(e.agency).to_owned();
-                        self.stats.agency(&agency).count_rating(*level);
+                        let (agency, level) = (e.agency, *level);
+                        self.agency_stats(agency).count_rating(level);
                         Ok(())
                     }
                     _ => Err((
@@ -323,6 +362,13 @@ impl Engine {
         if let Some(&i) = self.procedure_index.get(&key) {
             return Ok(i);
         }
+        self.procedure_labels
+            .push((Arc::from(p.code.as_str()), Arc::from(p.field.as_str())));
+        self.procedure_allowed.push(if p.reduced.is_some() {
+            format!("{} (statutory {})", p.appointment(), p.statutory)
+        } else {
+            p.statutory.to_string()
+        });
         self.procedures.push(p.clone());
         let i = (self.procedures.len() - 1) as u32;
         self.procedure_index.insert(key, i);
@@ -440,8 +486,8 @@ impl Engine {
         raised.department_id = self.names.get(department).to_owned();
         raised.deadline = Some(deadline);
         raised.reason = reason.to_owned();
-        let agency = raised.agency_id.clone();
-        let stats = self.stats.agency(&agency);
+        let agency = self.dossier(slot).agency;
+        let stats = self.agency_stats(agency);
         if kind == Kind::Escalation {
             stats.escalations[(level as usize).clamp(1, 3) - 1] += 1;
         }
@@ -466,7 +512,7 @@ impl Engine {
         }
         out.push(raised);
         if apology_overdue {
-            self.stats.agency(&agency).apologies_overdue += 1;
+            self.agency_stats(agency).apologies_overdue += 1;
             let mut overdue = self.raise(slot, Kind::ApologyOverdue, "", 0, at);
             overdue.department_id = self
                 .names
@@ -481,19 +527,19 @@ impl Engine {
     /// A raised event about a dossier, with its common fields filled in.
     pub(crate) fn raise(&self, slot: u32, kind: Kind, step: &str, level: u32, at: i64) -> Raised {
         let d = self.dossier(slot);
-        let p = &self.procedures[d.procedure as usize];
+        let (code, field) = &self.procedure_labels[d.procedure as usize];
         Raised {
             id: raised_id(&d.id, kind, step, level),
             dossier_id: d.id.to_string(),
             kind: Some(kind),
             raised_at: at,
-            agency_id: self.names.get(d.agency).to_owned(),
+            agency_id: self.names.shared(d.agency),
             step_id: step.split('#').next().unwrap_or_default().to_owned(),
             level,
             deadline: Some(d.due),
             statutory_deadline: Some(d.statutory),
-            procedure_code: p.code.clone(),
-            field: p.field.clone(),
+            procedure_code: code.clone(),
+            field: field.clone(),
             channel: d.channel,
             ..Raised::default()
         }
@@ -536,21 +582,13 @@ pub(crate) fn step_name(step: &str, attempt: u16) -> String {
     }
 }
 
-/// A stable 64-bit hash of an event id (SipHash with fixed keys: the same on every run).
+/// A stable 64-bit hash of an event id: XXH3, a published algorithm, so the value is the
+/// same on every run and every version (it may be stored with a dossier's state).
 pub(crate) fn hash_id(id: &str) -> u64 {
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
-    id.hash(&mut h);
-    h.finish()
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 /// RFC 3339 (UTC) for messages.
 pub(crate) fn fmt(t: i64) -> String {
     dunghan_calendar::from_ts(t).to_rfc3339()
-}
-
-/// RFC 3339 in the calendar's zone, for messages about a dossier's deadlines.
-pub(crate) fn local_fmt(cal: &Calendar, t: i64) -> String {
-    cal.local(dunghan_calendar::from_ts(t))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }

@@ -7,7 +7,7 @@
 
 use crate::deadline::{due, effective_start, procedure_deadlines};
 use crate::dossier::{pause, Dossier, StepClock, NEVER, NONE};
-use crate::engine::{fmt, local_fmt, Engine, Refusal};
+use crate::engine::{fmt, Engine, Refusal};
 use crate::event::{Event, Payload};
 use crate::procedure::SupplementMode;
 use crate::raised::{Kind, Raised, RejectReason};
@@ -68,14 +68,7 @@ impl Engine {
         let allotted = cal
             .working_secs_between(d.start, d.appointment)
             .map_err(|e| calendar_refusal(e.into()))?;
-        let explanation = format!(
-            "appointment {} ({}), statutory {} ({}), counting from {}",
-            local_fmt(&cal, d.appointment),
-            p.appointment(),
-            local_fmt(&cal, d.statutory),
-            p.statutory,
-            local_fmt(&cal, d.start)
-        );
+        let explanation = self.procedure_allowed[procedure as usize].clone();
         let mut dossier = Dossier {
             id: event.dossier_id.as_str().into(),
             procedure,
@@ -102,8 +95,9 @@ impl Engine {
         dossier
             .refresh_moments(&cal, &self.cfg)
             .map_err(calendar_refusal)?;
+        let agency = dossier.agency;
         let slot = self.insert(dossier);
-        self.stats.agency(&agency).received += 1;
+        self.agency_stats(agency).received += 1;
         let mut raised = self.raise(slot, Kind::DeadlineComputed, "", 0, t);
         raised.event_id = event.event_id.clone();
         raised.reason = explanation;
@@ -230,7 +224,7 @@ impl Engine {
                         )));
                     }
                 }
-                let agency = self.names.get(d.agency).to_owned();
+                let agency = d.agency;
                 let department =
                     (!department_id.is_empty()).then(|| self.names.intern(department_id));
                 let d = self.dossier_mut(slot);
@@ -239,7 +233,7 @@ impl Engine {
                 if let (Some(dep), NONE) = (department, d.fault) {
                     d.fault = dep;
                 }
-                self.stats.agency(&agency).apologies_issued += 1;
+                self.agency_stats(agency).apologies_issued += 1;
             }
             Payload::ResultReady => {
                 if self.dossier(slot).ready_at != NEVER {
@@ -276,7 +270,8 @@ impl Engine {
                 } else {
                     format!("{label}: {reason}")
                 };
-                let stats = self.stats.agency(&raised.agency_id);
+                let agency = self.dossier(slot).agency;
+                let stats = self.agency_stats(agency);
                 match what {
                     0 => stats.withdrawn += 1,
                     1 => stats.refused += 1,
@@ -286,8 +281,8 @@ impl Engine {
                 self.end(slot, t);
             }
             Payload::CitizenRated { level, .. } => {
-                let agency = self.names.get(self.dossier(slot).agency).to_owned();
-                self.stats.agency(&agency).count_rating(*level);
+                let agency = self.dossier(slot).agency;
+                self.agency_stats(agency).count_rating(*level);
             }
         }
         Ok(())
@@ -405,7 +400,8 @@ impl Engine {
         raised.lateness = Some(lateness);
         raised.department_id = self.names.get(self.dossier(slot).fault).to_owned();
         raised.reason = note.to_owned();
-        self.stats.agency(&raised.agency_id).count_outcome(outcome);
+        let agency = self.dossier(slot).agency;
+        self.agency_stats(agency).count_outcome(outcome);
         if finish.before_due_date {
             let mut early = self.raise(slot, Kind::EarlyResult, "", 0, t);
             early.event_id = event.event_id.clone();

@@ -1,5 +1,7 @@
 //! Raised SLA events: what the engine tells desks, departments, leaders and applicants.
 
+use std::sync::Arc;
+
 use crate::event::Channel;
 
 /// The kind of a raised event.
@@ -115,7 +117,8 @@ pub struct Raised {
     pub dossier_id: String,
     pub kind: Option<Kind>,
     pub raised_at: i64,
-    pub agency_id: String,
+    /// Shared with the engine's tables: cloning a raised event does not copy it.
+    pub agency_id: Arc<str>,
     pub department_id: String,
     pub step_id: String,
     pub level: u32,
@@ -125,8 +128,8 @@ pub struct Raised {
     /// Working seconds late (0 when not late).
     pub lateness: Option<i64>,
     pub reason: String,
-    pub procedure_code: String,
-    pub field: String,
+    pub procedure_code: Arc<str>,
+    pub field: Arc<str>,
     pub channel: Channel,
     /// The input event that caused (or armed) this one.
     pub event_id: String,
@@ -166,8 +169,22 @@ impl Raised {
     }
 }
 
-/// The deterministic id of a raised event.
+/// The deterministic id of a raised event: `dossier:kind:step:level` (built without the
+/// formatting machinery: it is on the hot path).
 pub fn raised_id(dossier: &str, kind: Kind, step: &str, level: u32) -> String {
     let step = if step.is_empty() { "-" } else { step };
-    format!("{dossier}:{}:{step}:{level}", kind.as_str())
+    let kind = kind.as_str();
+    let mut id = String::with_capacity(dossier.len() + kind.len() + step.len() + 6);
+    id.push_str(dossier);
+    id.push(':');
+    id.push_str(kind);
+    id.push(':');
+    id.push_str(step);
+    id.push(':');
+    if level < 10 {
+        id.push(char::from(b'0' + level as u8));
+    } else {
+        id.push_str(&level.to_string());
+    }
+    id
 }

@@ -66,13 +66,3 @@ pub struct Stats {
     pub duplicates: u64,
     pub events_applied: u64,
 }
-
-impl Stats {
-    pub(crate) fn agency(&mut self, agency: &str) -> &mut AgencyStats {
-        if !self.agencies.contains_key(agency) {
-            self.agencies
-                .insert(agency.to_owned(), AgencyStats::default());
-        }
-        self.agencies.get_mut(agency).expect("just inserted")
-    }
-}

@@ -21,6 +21,12 @@ impl TimerIndex {
         TimerIndex::default()
     }
 
+    /// Makes room for `n` more slots.
+    pub fn reserve(&mut self, n: usize) {
+        self.heap.reserve(n);
+        self.pos.reserve(n);
+    }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.heap.len()
