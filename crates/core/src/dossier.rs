@@ -1,6 +1,11 @@
 //! One open dossier's state, the moments its rules fire at, and the rules themselves.
+//!
+//! Kept compact (the engine holds millions): times are `u32` Unix seconds ([`T32`], valid
+//! 1970–2106), ids are interned `u32`s, and the first step in progress and the first event-id
+//! hashes live inline rather than in heap allocations of their own.
 
 use dunghan_calendar::Calendar;
+use smallvec::SmallVec;
 
 use crate::config::EngineConfig;
 use crate::event::Channel;
@@ -9,8 +14,42 @@ use crate::CoreError;
 
 /// No department / not set.
 pub(crate) const NONE: u32 = u32::MAX;
-/// No instant.
+/// No instant (in the engine's `i64` arithmetic).
 pub(crate) const NEVER: i64 = i64::MIN;
+
+/// An instant stored in 32 bits: Unix seconds, or "never".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct T32(u32);
+
+impl T32 {
+    pub(crate) const NEVER: T32 = T32(u32::MAX);
+
+    /// Whether `t` can be stored (1970-01-01 to 2106-02-07).
+    pub(crate) fn fits(t: i64) -> bool {
+        (0..u32::MAX as i64).contains(&t)
+    }
+
+    /// Stores `t` (saturating at the ends of the range: input is checked with [`T32::fits`]).
+    pub(crate) fn of(t: i64) -> T32 {
+        if t == NEVER {
+            T32::NEVER
+        } else {
+            T32(t.clamp(0, u32::MAX as i64 - 1) as u32)
+        }
+    }
+
+    pub(crate) fn get(self) -> i64 {
+        if self.is_never() {
+            NEVER
+        } else {
+            self.0 as i64
+        }
+    }
+
+    pub(crate) fn is_never(self) -> bool {
+        self == T32::NEVER
+    }
+}
 
 /// Dossier-level rules already fired (bits of `Dossier::fired`).
 pub(crate) mod fired {
@@ -44,41 +83,42 @@ pub(crate) struct StepClock {
     /// 1 for the first time this step runs, 2 when it is sent back and runs again…
     pub(crate) attempt: u16,
     pub(crate) fired: u8,
-    pub(crate) start: i64,
-    pub(crate) due: i64,
-    pub(crate) warn_at: i64,
-    pub(crate) level2_at: i64,
+    pub(crate) start: T32,
+    pub(crate) due: T32,
+    pub(crate) warn_at: T32,
+    pub(crate) level2_at: T32,
 }
 
-/// An open dossier. Times are Unix seconds.
+/// An open dossier.
 #[derive(Debug, Clone)]
 pub(crate) struct Dossier {
     pub(crate) id: Box<str>,
     /// Index of the procedure version in the engine.
     pub(crate) procedure: u32,
     pub(crate) agency: u32,
-    pub(crate) calendar: u16,
-    pub(crate) channel: Channel,
-    pub(crate) fired: u16,
-    pub(crate) paused: u8,
-    pub(crate) supplements: u8,
     /// The department at fault: whose step overran first.
     pub(crate) fault: u32,
-    pub(crate) received: i64,
     /// Working seconds from start to the appointment, at receipt (for the warning share).
-    pub(crate) allotted: i64,
-    pub(crate) due: i64,
-    pub(crate) statutory: i64,
-    pub(crate) warn_at: i64,
-    pub(crate) soon_at: i64,
-    pub(crate) paused_since: i64,
-    pub(crate) new_appointment: i64,
-    pub(crate) ready_at: i64,
-    pub(crate) steps: Vec<StepClock>,
+    pub(crate) allotted: u32,
+    pub(crate) calendar: u16,
+    pub(crate) fired: u16,
+    pub(crate) channel: Channel,
+    pub(crate) paused: u8,
+    pub(crate) supplements: u8,
+    pub(crate) received: T32,
+    pub(crate) due: T32,
+    pub(crate) statutory: T32,
+    pub(crate) warn_at: T32,
+    pub(crate) soon_at: T32,
+    pub(crate) paused_since: T32,
+    pub(crate) new_appointment: T32,
+    pub(crate) ready_at: T32,
+    /// Steps in progress (usually one).
+    pub(crate) steps: SmallVec<[StepClock; 1]>,
     /// Interned ids of the steps completed, for attempt numbers.
-    pub(crate) done_steps: Vec<u32>,
+    pub(crate) done_steps: SmallVec<[u32; 2]>,
     /// Hashes of the event ids applied, to ignore redelivered duplicates.
-    pub(crate) seen: Vec<u64>,
+    pub(crate) seen: SmallVec<[u64; 2]>,
 }
 
 /// A rule whose moment has come.
@@ -96,7 +136,7 @@ pub(crate) enum Rule {
 impl Dossier {
     /// Whether timers run: not paused and no result yet.
     pub(crate) fn clock_running(&self) -> bool {
-        self.paused == 0 && self.ready_at == NEVER
+        self.paused == 0 && self.ready_at.is_never()
     }
 
     /// The earliest rule not yet fired, with its moment (ties in rule order).
@@ -105,7 +145,8 @@ impl Dossier {
             return None;
         }
         let mut best: Option<(i64, Rule)> = None;
-        let mut consider = |t: i64, rule: Rule| {
+        let mut consider = |t: T32, rule: Rule| {
+            let t = t.get();
             if t != NEVER && best.is_none_or(|(b, _)| t < b) {
                 best = Some((t, rule));
             }
@@ -130,7 +171,7 @@ impl Dossier {
         if self.fired & fired::OVERDUE == 0 {
             consider(self.due, Rule::Overdue);
         }
-        if self.fired & fired::SECOND_LATENESS == 0 && self.new_appointment != NEVER {
+        if self.fired & fired::SECOND_LATENESS == 0 {
             consider(self.new_appointment, Rule::SecondLateness);
         }
         best
@@ -148,12 +189,13 @@ impl Dossier {
         cfg: &EngineConfig,
     ) -> Result<(), CoreError> {
         let remaining = ((1.0 - cfg.warning_fraction) * self.allotted as f64).round() as i64;
-        self.warn_at = cal.add_working_secs(self.due, -remaining)?;
+        let due = self.due.get();
+        self.warn_at = T32::of(cal.add_working_secs(due, -remaining)?);
         let lead = cal.days_to_secs(cfg.apology_lead_days)?;
         // A dossier allowed no more than the lead (a same-day certification) would need its
         // apology at receipt; it is required when the deadline passes instead.
-        self.soon_at = if self.allotted > lead {
-            cal.add_working_secs(self.due, -lead)?
+        self.soon_at = if self.allotted as i64 > lead {
+            T32::of(cal.add_working_secs(due, -lead)?)
         } else {
             self.due
         };
@@ -171,18 +213,32 @@ impl Dossier {
         if paused <= 0 {
             return Ok(());
         }
-        for t in [
-            &mut self.due,
-            &mut self.statutory,
-            &mut self.warn_at,
-            &mut self.soon_at,
-        ] {
-            *t = cal.add_working_secs(*t, paused)?;
-        }
-        for s in self.steps.iter_mut().filter(|s| s.start < pause_start) {
-            s.due = cal.add_working_secs(s.due, paused)?;
-            s.warn_at = cal.add_working_secs(s.warn_at, paused)?;
-            s.level2_at = cal.add_working_secs(s.level2_at, paused)?;
+        let later = |t: &mut T32| -> Result<(), CoreError> {
+            *t = T32::of(cal.add_working_secs(t.get(), paused)?);
+            Ok(())
+        };
+        later(&mut self.due)?;
+        later(&mut self.statutory)?;
+        later(&mut self.warn_at)?;
+        later(&mut self.soon_at)?;
+        self.shift_steps(cal, paused, pause_start)
+    }
+
+    /// Moves the moments of the steps started before `pause_start` later by `paused`.
+    pub(crate) fn shift_steps(
+        &mut self,
+        cal: &Calendar,
+        paused: i64,
+        pause_start: i64,
+    ) -> Result<(), CoreError> {
+        for s in self
+            .steps
+            .iter_mut()
+            .filter(|s| s.start.get() < pause_start)
+        {
+            for t in [&mut s.due, &mut s.warn_at, &mut s.level2_at] {
+                *t = T32::of(cal.add_working_secs(t.get(), paused)?);
+            }
         }
         Ok(())
     }
@@ -201,9 +257,10 @@ impl Dossier {
     /// Also whether it was finished on a date before the due date (the early-result notice
     /// goes by date even when statistics count the dossier late).
     pub(crate) fn outcome(&self, cal: &Calendar, finished: i64) -> Result<Finish, CoreError> {
-        let (done, due) = (cal.local_date(finished), cal.local_date(self.due));
-        let lateness = if finished > self.due {
-            cal.working_secs_between(self.due, finished)?
+        let due_at = self.due.get();
+        let (done, due) = (cal.local_date(finished), cal.local_date(due_at));
+        let lateness = if finished > due_at {
+            cal.working_secs_between(due_at, finished)?
         } else {
             0
         };
@@ -228,13 +285,21 @@ impl Dossier {
         })
     }
 
-    /// Approximate bytes this dossier occupies (struct plus its heap parts).
+    /// Approximate bytes this dossier occupies: the struct, its id, and whatever spilled
+    /// from the inline step and hash storage to the heap.
     pub(crate) fn bytes(&self) -> usize {
+        let spilled = |cap: usize, inline: usize, each: usize| {
+            if cap > inline {
+                cap * each
+            } else {
+                0
+            }
+        };
         std::mem::size_of::<Dossier>()
             + self.id.len()
-            + self.steps.capacity() * std::mem::size_of::<StepClock>()
-            + self.done_steps.capacity() * 4
-            + self.seen.capacity() * 8
+            + spilled(self.steps.capacity(), 1, std::mem::size_of::<StepClock>())
+            + spilled(self.done_steps.capacity(), 2, 4)
+            + spilled(self.seen.capacity(), 2, 8)
     }
 }
 

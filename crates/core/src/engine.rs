@@ -14,8 +14,9 @@ use chrono::NaiveDate;
 use dunghan_calendar::{Calendar, CalendarSet};
 
 use crate::config::EngineConfig;
-use crate::dossier::{fired, rule_kind, step_fired, Dossier, Rule, NEVER, NONE};
+use crate::dossier::{fired, rule_kind, step_fired, Dossier, Rule, NEVER, NONE, T32};
 use crate::event::{Event, Payload};
+use crate::index::DossierIndex;
 use crate::procedure::{Catalog, Procedure};
 use crate::raised::{raised_id, Kind, Raised, RejectReason};
 use crate::stats::{AgencyStats, Stats};
@@ -86,7 +87,7 @@ pub struct Engine {
     pub(crate) names: Names,
     pub(crate) slots: Vec<Option<Dossier>>,
     free: Vec<u32>,
-    by_id: HashMap<Box<str>, u32>,
+    by_id: DossierIndex,
     ended: HashMap<Box<str>, Ended>,
     ended_order: VecDeque<(i64, Box<str>)>,
     timers: TimerIndex,
@@ -117,7 +118,7 @@ impl Engine {
             names: Names::default(),
             slots: Vec::new(),
             free: Vec::new(),
-            by_id: HashMap::default(),
+            by_id: DossierIndex::default(),
             ended: HashMap::default(),
             ended_order: VecDeque::new(),
             timers: TimerIndex::new(),
@@ -132,7 +133,7 @@ impl Engine {
     /// a restore, say) does not grow its tables while events arrive.
     pub fn reserve(&mut self, dossiers: usize) {
         self.slots.reserve(dossiers);
-        self.by_id.reserve(dossiers);
+        self.by_id.reserve(dossiers, &self.slots);
         self.timers.reserve(dossiers);
     }
 
@@ -175,7 +176,7 @@ impl Engine {
     /// Approximate bytes held for open dossiers (state, index entries, timers).
     pub fn state_bytes(&self) -> usize {
         let dossiers: usize = self.slots.iter().flatten().map(Dossier::bytes).sum();
-        let index = self.by_id.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+        let index = self.by_id.bytes()
             + self.slots.capacity() * std::mem::size_of::<Option<Dossier>>()
             - self.slots.iter().flatten().count() * std::mem::size_of::<Dossier>();
         dossiers + index + self.timers.bytes()
@@ -185,6 +186,11 @@ impl Engine {
     /// were due before the event fire first).
     pub fn apply(&mut self, event: &Event, out: &mut Vec<Raised>) {
         let t = event.occurred_at;
+        if !T32::fits(t) {
+            let msg = format!("occurred_at {} is outside 1970–2106", fmt(t));
+            self.reject(event, RejectReason::OutOfCalendar, msg, out);
+            return;
+        }
         if self.present != NEVER && t > self.present.saturating_add(self.cfg.max_future_secs) {
             let msg = format!(
                 "occurred_at {} is more than {} s after the present ({})",
@@ -196,7 +202,7 @@ impl Engine {
             return;
         }
         let hash = hash_id(&event.event_id);
-        let slot = self.by_id.get(event.dossier_id.as_str()).copied();
+        let slot = self.by_id.get(&event.dossier_id, &self.slots);
         let result = match (slot, &event.payload) {
             (Some(slot), _) if self.dossier(slot).seen.contains(&hash) => {
                 self.stats.duplicates += 1;
@@ -261,7 +267,7 @@ impl Engine {
 
     /// Records an event id as seen by a known dossier, open or ended.
     fn remember(&mut self, dossier_id: &str, hash: u64) {
-        if let Some(&slot) = self.by_id.get(dossier_id) {
+        if let Some(slot) = self.by_id.get(dossier_id, &self.slots) {
             let seen = &mut self.dossier_mut(slot).seen;
             if !seen.contains(&hash) {
                 seen.push(hash);
@@ -377,7 +383,6 @@ impl Engine {
 
     /// Stores a new open dossier and arms its timer.
     pub(crate) fn insert(&mut self, dossier: Dossier) -> u32 {
-        let id = dossier.id.clone();
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(dossier);
@@ -388,17 +393,18 @@ impl Engine {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.by_id.insert(id, slot);
+        self.by_id.insert(slot, &self.slots);
         self.rearm(slot);
         slot
     }
 
     /// Ends a dossier: forgets its state, remembers its id for duplicates and late events.
     pub(crate) fn end(&mut self, slot: u32, at: i64) {
+        let id = self.dossier(slot).id.clone();
+        self.by_id.remove(&id, &self.slots);
         let d = self.slots[slot as usize].take().expect("slot in use");
         self.timers.cancel(slot);
         self.free.push(slot);
-        self.by_id.remove(&d.id);
         self.ended_order.push_back((at, d.id.clone()));
         self.ended.insert(
             d.id,
@@ -431,7 +437,7 @@ impl Engine {
         let d = self.slots[slot as usize].as_mut().expect("slot in use");
         let mut step_label = String::new();
         let mut department = NONE;
-        let mut deadline = d.due;
+        let mut deadline = d.due.get();
         let reason;
         // A dossier allowed a working day or less: its apology falls due at the deadline.
         let mut short = false;
@@ -444,7 +450,7 @@ impl Engine {
                     _ => step_fired::LEVEL2,
                 };
                 department = s.department;
-                deadline = s.due;
+                deadline = s.due.get();
                 let (step, attempt) = (s.step, s.attempt);
                 if matches!(rule, Rule::StepLevel1(_)) && d.fault == NONE {
                     d.fault = department;
@@ -464,7 +470,7 @@ impl Engine {
                 d.fired |= fired::DUE_SOON | fired::APOLOGY_REQUIRED;
                 department = d.department_at_fault();
                 reason = "due within one working day";
-                short = d.soon_at >= d.due;
+                short = d.soon_at.get() >= d.due.get();
             }
             Rule::Overdue => {
                 d.fired |= fired::OVERDUE;
@@ -474,12 +480,12 @@ impl Engine {
             Rule::SecondLateness => {
                 d.fired |= fired::SECOND_LATENESS;
                 department = d.department_at_fault();
-                deadline = d.new_appointment;
+                deadline = d.new_appointment.get();
                 reason = "late again after the new appointment: agency leader";
             }
         }
         let apology_overdue = matches!(rule, Rule::Overdue)
-            && d.soon_at < d.due
+            && d.soon_at.get() < d.due.get()
             && d.fired & fired::APOLOGY_REQUIRED != 0
             && d.fired & fired::APOLOGY_ISSUED == 0;
         let mut raised = self.raise(slot, kind, &step_label, level, at);
@@ -536,8 +542,8 @@ impl Engine {
             agency_id: self.names.shared(d.agency),
             step_id: step.split('#').next().unwrap_or_default().to_owned(),
             level,
-            deadline: Some(d.due),
-            statutory_deadline: Some(d.statutory),
+            deadline: Some(d.due.get()),
+            statutory_deadline: Some(d.statutory.get()),
             procedure_code: code.clone(),
             field: field.clone(),
             channel: d.channel,
@@ -553,14 +559,14 @@ impl Engine {
         hash: u64,
         out: &mut Vec<Raised>,
     ) -> Result<(), Refusal> {
-        if event.occurred_at < self.dossier(slot).received {
+        if event.occurred_at < self.dossier(slot).received.get() {
             return Err((
                 RejectReason::BeforeReceipt,
                 format!(
                     "{} at {} is before the dossier was received ({})",
                     event.payload.name(),
                     fmt(event.occurred_at),
-                    fmt(self.dossier(slot).received)
+                    fmt(self.dossier(slot).received.get())
                 ),
             ));
         }

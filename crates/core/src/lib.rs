@@ -10,6 +10,7 @@ mod dossier;
 pub mod engine;
 pub mod error;
 pub mod event;
+mod index;
 mod lifecycle;
 pub mod procedure;
 pub mod raised;

@@ -6,13 +6,14 @@
 //! the outcome and lateness, but raised events are never taken back.
 
 use crate::deadline::{due, effective_start, procedure_deadlines};
-use crate::dossier::{pause, Dossier, StepClock, NEVER, NONE};
+use crate::dossier::{pause, Dossier, StepClock, NONE, T32};
 use crate::engine::{fmt, Engine, Refusal};
 use crate::event::{Event, Payload};
 use crate::procedure::SupplementMode;
 use crate::raised::{Kind, Raised, RejectReason};
 use crate::{CoreError, TimeAllowed};
 use dunghan_calendar::Anchor;
+use smallvec::SmallVec;
 
 fn calendar_refusal(e: CoreError) -> Refusal {
     let reason = match e {
@@ -79,18 +80,18 @@ impl Engine {
             paused: 0,
             supplements: 0,
             fault: NONE,
-            received: t,
-            allotted,
-            due: d.appointment,
-            statutory: d.statutory,
-            warn_at: NEVER,
-            soon_at: NEVER,
-            paused_since: NEVER,
-            new_appointment: NEVER,
-            ready_at: NEVER,
-            steps: Vec::new(),
-            done_steps: Vec::new(),
-            seen: vec![hash],
+            received: T32::of(t),
+            allotted: allotted.clamp(0, u32::MAX as i64) as u32,
+            due: T32::of(d.appointment),
+            statutory: T32::of(d.statutory),
+            warn_at: T32::NEVER,
+            soon_at: T32::NEVER,
+            paused_since: T32::NEVER,
+            new_appointment: T32::NEVER,
+            ready_at: T32::NEVER,
+            steps: SmallVec::new(),
+            done_steps: SmallVec::new(),
+            seen: smallvec::smallvec![hash],
         };
         dossier
             .refresh_moments(&cal, &self.cfg)
@@ -173,10 +174,10 @@ impl Engine {
                     department,
                     attempt,
                     fired: 0,
-                    start: t,
-                    due: step_due,
-                    warn_at,
-                    level2_at,
+                    start: T32::of(t),
+                    due: T32::of(step_due),
+                    warn_at: T32::of(warn_at),
+                    level2_at: T32::of(level2_at),
                 });
             }
             Payload::StepCompleted { step_id } => {
@@ -189,7 +190,7 @@ impl Engine {
                     ));
                 };
                 let s = d.steps.remove(i);
-                if t > s.due && d.fault == NONE {
+                if t > s.due.get() && d.fault == NONE {
                     d.fault = s.department;
                 }
                 d.done_steps.push(step);
@@ -216,6 +217,12 @@ impl Engine {
                     ));
                 }
                 if let Some(n) = new_appointment {
+                    if !T32::fits(*n) {
+                        return Err(invalid(format!(
+                            "new appointment {} is outside 1970–2106",
+                            fmt(*n)
+                        )));
+                    }
                     if *n <= t {
                         return Err(invalid(format!(
                             "new appointment {} is not after the apology ({})",
@@ -229,20 +236,20 @@ impl Engine {
                     (!department_id.is_empty()).then(|| self.names.intern(department_id));
                 let d = self.dossier_mut(slot);
                 d.fired |= crate::dossier::fired::APOLOGY_ISSUED;
-                d.new_appointment = new_appointment.unwrap_or(NEVER);
+                d.new_appointment = new_appointment.map_or(T32::NEVER, T32::of);
                 if let (Some(dep), NONE) = (department, d.fault) {
                     d.fault = dep;
                 }
                 self.agency_stats(agency).apologies_issued += 1;
             }
             Payload::ResultReady => {
-                if self.dossier(slot).ready_at != NEVER {
+                if !self.dossier(slot).ready_at.is_never() {
                     return Err(invalid("the result was already ready".into()));
                 }
                 self.finish(slot, event, out)?;
             }
             Payload::ResultReturned => {
-                if self.dossier(slot).ready_at == NEVER {
+                if self.dossier(slot).ready_at.is_never() {
                     self.finish(slot, event, out)?;
                 }
                 self.end(slot, t);
@@ -251,11 +258,11 @@ impl Engine {
             | Payload::Refused { reason }
             | Payload::ProcessingStopped { reason } => {
                 let ready = self.dossier(slot).ready_at;
-                if ready != NEVER {
+                if !ready.is_never() {
                     return Err(invalid(format!(
                         "{}: the result was ready at {}; a finished dossier can only be returned",
                         event.payload.name(),
-                        fmt(ready)
+                        fmt(ready.get())
                     )));
                 }
                 let (label, what) = match &event.payload {
@@ -291,7 +298,7 @@ impl Engine {
     fn pause(&mut self, slot: u32, why: u8, t: i64) {
         let d = self.dossier_mut(slot);
         if d.paused == 0 {
-            d.paused_since = t;
+            d.paused_since = T32::of(t);
         }
         d.paused |= why;
     }
@@ -318,7 +325,7 @@ impl Engine {
         }
         let restart = why == pause::SUPPLEMENT
             && self.procedures[d.procedure as usize].supplement == SupplementMode::Restart;
-        let since = d.paused_since;
+        let since = d.paused_since.get();
         let rest = d.paused & !why;
         self.dossier_mut(slot).paused = rest;
         if rest != 0 && !restart {
@@ -340,21 +347,12 @@ impl Engine {
                 .map_err(|e| calendar_refusal(e.into()))?;
             let cfg = self.cfg.clone();
             let d = self.dossier_mut(slot);
-            d.due = appointment;
-            d.statutory = statutory;
-            d.allotted = allotted;
+            d.due = T32::of(appointment);
+            d.statutory = T32::of(statutory);
+            d.allotted = allotted.clamp(0, u32::MAX as i64) as u32;
             d.refresh_moments(&cal, &cfg).map_err(calendar_refusal)?;
-            for s in d.steps.iter_mut().filter(|s| s.start < since) {
-                s.due = cal
-                    .add_working_secs(s.due, paused)
-                    .map_err(|e| calendar_refusal(e.into()))?;
-                s.warn_at = cal
-                    .add_working_secs(s.warn_at, paused)
-                    .map_err(|e| calendar_refusal(e.into()))?;
-                s.level2_at = cal
-                    .add_working_secs(s.level2_at, paused)
-                    .map_err(|e| calendar_refusal(e.into()))?;
-            }
+            d.shift_steps(&cal, paused, since)
+                .map_err(calendar_refusal)?;
             "supplement received: the full time restarts".to_owned()
         } else {
             self.dossier_mut(slot)
@@ -362,7 +360,7 @@ impl Engine {
                 .map_err(calendar_refusal)?;
             format!("clock paused for {} working minutes", paused / 60)
         };
-        self.dossier_mut(slot).paused_since = NEVER;
+        self.dossier_mut(slot).paused_since = T32::NEVER;
         if self.dossier(slot).due != before {
             let mut raised = self.raise(slot, Kind::DeadlineShifted, "", 0, t);
             raised.id = format!("{}:{}", raised.id, event.event_id);
@@ -379,13 +377,13 @@ impl Engine {
         let cal = self.calendar_of(slot);
         if self.dossier(slot).paused != 0 {
             // A result while the clock is stopped ends the pause at that moment.
-            let since = self.dossier(slot).paused_since;
+            let since = self.dossier(slot).paused_since.get();
             let paused = cal
                 .working_secs_between(since, t.max(since))
                 .map_err(|e| calendar_refusal(e.into()))?;
             let d = self.dossier_mut(slot);
             d.paused = 0;
-            d.paused_since = NEVER;
+            d.paused_since = T32::NEVER;
             d.shift(&cal, paused, since).map_err(calendar_refusal)?;
         }
         let finish = self
@@ -393,7 +391,7 @@ impl Engine {
             .outcome(&cal, t)
             .map_err(calendar_refusal)?;
         let (outcome, lateness, note) = (finish.outcome, finish.lateness, finish.note);
-        self.dossier_mut(slot).ready_at = t;
+        self.dossier_mut(slot).ready_at = T32::of(t);
         let mut raised = self.raise(slot, Kind::Outcome, "", 0, t);
         raised.event_id = event.event_id.clone();
         raised.outcome = Some(outcome);

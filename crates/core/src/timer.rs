@@ -4,14 +4,18 @@
 //! set of open dossiers; `set` and `cancel` are O(log n) through a slot → position table,
 //! and firing a burst (100 000 deadlines at 17:00) is a sequence of O(log n) pops with no
 //! rebalancing pauses. Ties are broken by slot, so firing order is deterministic.
+//!
+//! An entry is one `u64`, time in the high half and slot in the low half, so comparing
+//! entries compares (time, slot); times are Unix seconds 1970–2106 (12 bytes a dossier with
+//! the position table).
 
 const ABSENT: u32 = u32::MAX;
 
 /// Pending wake-ups by dossier slot.
 #[derive(Debug, Clone, Default)]
 pub struct TimerIndex {
-    /// Heap of (time, slot), smallest first.
-    heap: Vec<(i64, u32)>,
+    /// Heap of `time << 32 | slot`, smallest first.
+    heap: Vec<u64>,
     /// Position in `heap` of each slot, or ABSENT.
     pos: Vec<u32>,
 }
@@ -38,38 +42,40 @@ impl TimerIndex {
 
     /// The earliest pending (time, slot).
     pub fn peek(&self) -> Option<(i64, u32)> {
-        self.heap.first().copied()
+        self.heap.first().map(|&e| unpack(e))
     }
 
     /// The pending time of `slot`.
     pub fn get(&self, slot: u32) -> Option<i64> {
         match self.pos.get(slot as usize) {
-            Some(&p) if p != ABSENT => Some(self.heap[p as usize].0),
+            Some(&p) if p != ABSENT => Some(unpack(self.heap[p as usize]).0),
             _ => None,
         }
     }
 
-    /// Sets (inserts or moves) the wake-up of `slot`; `None` cancels it.
+    /// Sets (inserts or moves) the wake-up of `slot`; `None` cancels it. Times outside
+    /// 1970–2106 are clamped to that range.
     pub fn set(&mut self, slot: u32, time: Option<i64>) {
         let Some(time) = time else {
             self.cancel(slot);
             return;
         };
+        let entry = pack(time, slot);
         if self.pos.len() <= slot as usize {
             self.pos.resize(slot as usize + 1, ABSENT);
         }
         match self.pos[slot as usize] {
             ABSENT => {
-                self.heap.push((time, slot));
+                self.heap.push(entry);
                 let at = self.heap.len() - 1;
                 self.pos[slot as usize] = at as u32;
                 self.up(at);
             }
             p => {
                 let p = p as usize;
-                let old = self.heap[p].0;
-                self.heap[p].0 = time;
-                if time < old {
+                let old = self.heap[p];
+                self.heap[p] = entry;
+                if entry < old {
                     self.up(p);
                 } else {
                     self.down(p);
@@ -109,7 +115,7 @@ impl TimerIndex {
 
     /// Approximate heap bytes used.
     pub fn bytes(&self) -> usize {
-        self.heap.capacity() * std::mem::size_of::<(i64, u32)>() + self.pos.capacity() * 4
+        self.heap.capacity() * 8 + self.pos.capacity() * 4
     }
 
     fn less(&self, a: usize, b: usize) -> bool {
@@ -118,8 +124,8 @@ impl TimerIndex {
 
     fn swap(&mut self, a: usize, b: usize) {
         self.heap.swap(a, b);
-        self.pos[self.heap[a].1 as usize] = a as u32;
-        self.pos[self.heap[b].1 as usize] = b as u32;
+        self.pos[(self.heap[a] & 0xFFFF_FFFF) as usize] = a as u32;
+        self.pos[(self.heap[b] & 0xFFFF_FFFF) as usize] = b as u32;
     }
 
     fn up(&mut self, mut i: usize) {
@@ -151,6 +157,14 @@ impl TimerIndex {
             i = smallest;
         }
     }
+}
+
+fn pack(time: i64, slot: u32) -> u64 {
+    ((time.clamp(0, u32::MAX as i64) as u64) << 32) | slot as u64
+}
+
+fn unpack(entry: u64) -> (i64, u32) {
+    ((entry >> 32) as i64, entry as u32)
 }
 
 #[cfg(test)]
