@@ -92,7 +92,8 @@ pub(crate) struct StepClock {
 /// An open dossier.
 #[derive(Debug, Clone)]
 pub(crate) struct Dossier {
-    pub(crate) id: Box<str>,
+    /// Shared with the events raised about it.
+    pub(crate) id: std::sync::Arc<str>,
     /// Index of the procedure version in the engine.
     pub(crate) procedure: u32,
     pub(crate) agency: u32,
@@ -295,7 +296,9 @@ impl Dossier {
                 0
             }
         };
+        // The id's allocation holds the two reference counts before the text.
         std::mem::size_of::<Dossier>()
+            + 16
             + self.id.len()
             + spilled(self.steps.capacity(), 1, std::mem::size_of::<StepClock>())
             + spilled(self.done_steps.capacity(), 2, 4)

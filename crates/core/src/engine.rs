@@ -5,6 +5,7 @@
 //! that event is applied) or when the engine's clock is advanced past them, so each
 //! dossier's output does not depend on how other dossiers' events are interleaved.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap as HashMap;
@@ -31,10 +32,21 @@ pub(crate) struct Ended {
 }
 
 /// Interned strings (agencies, departments, step ids).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Names {
     index: HashMap<Arc<str>, u32>,
     names: Vec<Arc<str>>,
+    empty: Arc<str>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names {
+            index: HashMap::default(),
+            names: Vec::new(),
+            empty: Arc::from(""),
+        }
+    }
 }
 
 impl Names {
@@ -52,7 +64,7 @@ impl Names {
     /// The shared string of an interned name (empty for NONE).
     pub(crate) fn shared(&self, i: u32) -> Arc<str> {
         if i == NONE {
-            Arc::from("")
+            self.empty.clone()
         } else {
             self.names[i as usize].clone()
         }
@@ -88,8 +100,8 @@ pub struct Engine {
     pub(crate) slots: Vec<Option<Dossier>>,
     free: Vec<u32>,
     by_id: DossierIndex,
-    ended: HashMap<Box<str>, Ended>,
-    ended_order: VecDeque<(i64, Box<str>)>,
+    ended: HashMap<Arc<str>, Ended>,
+    ended_order: VecDeque<(i64, Arc<str>)>,
     timers: TimerIndex,
     /// The engine's clock: the latest of the event times seen and the times advanced to.
     clock: i64,
@@ -436,6 +448,7 @@ impl Engine {
         let (kind, level) = rule_kind(rule);
         let d = self.slots[slot as usize].as_mut().expect("slot in use");
         let mut step_label = String::new();
+        let mut step_num = NONE;
         let mut department = NONE;
         let mut deadline = d.due.get();
         let reason;
@@ -461,6 +474,7 @@ impl Engine {
                     _ => "step overdue by one more working day: agency leader",
                 };
                 step_label = step_name(self.names.get(step), attempt);
+                step_num = step;
             }
             Rule::Warning => {
                 d.fired |= fired::WARNING;
@@ -488,10 +502,10 @@ impl Engine {
             && d.soon_at.get() < d.due.get()
             && d.fired & fired::APOLOGY_REQUIRED != 0
             && d.fired & fired::APOLOGY_ISSUED == 0;
-        let mut raised = self.raise(slot, kind, &step_label, level, at);
-        raised.department_id = self.names.get(department).to_owned();
+        let mut raised = self.raise(slot, kind, &step_label, step_num, level, at);
+        raised.department_id = self.names.shared(department);
         raised.deadline = Some(deadline);
-        raised.reason = reason.to_owned();
+        raised.reason = Cow::Borrowed(reason);
         let agency = self.dossier(slot).agency;
         let stats = self.agency_stats(agency);
         if kind == Kind::Escalation {
@@ -519,11 +533,8 @@ impl Engine {
         out.push(raised);
         if apology_overdue {
             self.agency_stats(agency).apologies_overdue += 1;
-            let mut overdue = self.raise(slot, Kind::ApologyOverdue, "", 0, at);
-            overdue.department_id = self
-                .names
-                .get(self.dossier(slot).department_at_fault())
-                .to_owned();
+            let mut overdue = self.raise(slot, Kind::ApologyOverdue, "", NONE, 0, at);
+            overdue.department_id = self.names.shared(self.dossier(slot).department_at_fault());
             overdue.deadline = Some(at);
             overdue.reason = "deadline passed with no apology issued".into();
             out.push(overdue);
@@ -531,16 +542,26 @@ impl Engine {
     }
 
     /// A raised event about a dossier, with its common fields filled in.
-    pub(crate) fn raise(&self, slot: u32, kind: Kind, step: &str, level: u32, at: i64) -> Raised {
+    /// `step_label` names the step in the id (`tham-dinh#2` for a second run), `step` is
+    /// its interned id (NONE for dossier-level events).
+    pub(crate) fn raise(
+        &self,
+        slot: u32,
+        kind: Kind,
+        step_label: &str,
+        step: u32,
+        level: u32,
+        at: i64,
+    ) -> Raised {
         let d = self.dossier(slot);
         let (code, field) = &self.procedure_labels[d.procedure as usize];
         Raised {
-            id: raised_id(&d.id, kind, step, level),
-            dossier_id: d.id.to_string(),
+            id: raised_id(&d.id, kind, step_label, level),
+            dossier_id: d.id.clone(),
             kind: Some(kind),
             raised_at: at,
             agency_id: self.names.shared(d.agency),
-            step_id: step.split('#').next().unwrap_or_default().to_owned(),
+            step_id: self.names.shared(step),
             level,
             deadline: Some(d.due.get()),
             statutory_deadline: Some(d.statutory.get()),

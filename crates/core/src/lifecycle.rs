@@ -99,9 +99,9 @@ impl Engine {
         let agency = dossier.agency;
         let slot = self.insert(dossier);
         self.agency_stats(agency).received += 1;
-        let mut raised = self.raise(slot, Kind::DeadlineComputed, "", 0, t);
+        let mut raised = self.raise(slot, Kind::DeadlineComputed, "", NONE, 0, t);
         raised.event_id = event.event_id.clone();
-        raised.reason = explanation;
+        raised.reason = explanation.into();
         out.push(raised);
         Ok(())
     }
@@ -270,12 +270,12 @@ impl Engine {
                     Payload::Refused { .. } => ("refused", 1),
                     _ => ("stopped", 2),
                 };
-                let mut raised = self.raise(slot, Kind::Outcome, "", 0, t);
+                let mut raised = self.raise(slot, Kind::Outcome, "", NONE, 0, t);
                 raised.event_id = event.event_id.clone();
                 raised.reason = if reason.is_empty() {
-                    label.to_owned()
+                    label.into()
                 } else {
-                    format!("{label}: {reason}")
+                    format!("{label}: {reason}").into()
                 };
                 let agency = self.dossier(slot).agency;
                 let stats = self.agency_stats(agency);
@@ -362,10 +362,10 @@ impl Engine {
         };
         self.dossier_mut(slot).paused_since = T32::NEVER;
         if self.dossier(slot).due != before {
-            let mut raised = self.raise(slot, Kind::DeadlineShifted, "", 0, t);
+            let mut raised = self.raise(slot, Kind::DeadlineShifted, "", NONE, 0, t);
             raised.id = format!("{}:{}", raised.id, event.event_id);
             raised.event_id = event.event_id.clone();
-            raised.reason = reason;
+            raised.reason = reason.into();
             out.push(raised);
         }
         Ok(())
@@ -392,16 +392,16 @@ impl Engine {
             .map_err(calendar_refusal)?;
         let (outcome, lateness, note) = (finish.outcome, finish.lateness, finish.note);
         self.dossier_mut(slot).ready_at = T32::of(t);
-        let mut raised = self.raise(slot, Kind::Outcome, "", 0, t);
+        let mut raised = self.raise(slot, Kind::Outcome, "", NONE, 0, t);
         raised.event_id = event.event_id.clone();
         raised.outcome = Some(outcome);
         raised.lateness = Some(lateness);
-        raised.department_id = self.names.get(self.dossier(slot).fault).to_owned();
-        raised.reason = note.to_owned();
+        raised.department_id = self.names.shared(self.dossier(slot).fault);
+        raised.reason = note.into();
         let agency = self.dossier(slot).agency;
         self.agency_stats(agency).count_outcome(outcome);
         if finish.before_due_date {
-            let mut early = self.raise(slot, Kind::EarlyResult, "", 0, t);
+            let mut early = self.raise(slot, Kind::EarlyResult, "", NONE, 0, t);
             early.event_id = event.event_id.clone();
             early.reason =
                 "result ready before the due date: invite the applicant to collect it".into();

@@ -1,5 +1,6 @@
 //! Raised SLA events: what the engine tells desks, departments, leaders and applicants.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::event::Channel;
@@ -114,20 +115,21 @@ impl RejectReason {
 pub struct Raised {
     /// Deterministic: dossier, kind, step, level (and the causing event for kinds that recur).
     pub id: String,
-    pub dossier_id: String,
+    pub dossier_id: Arc<str>,
     pub kind: Option<Kind>,
     pub raised_at: i64,
     /// Shared with the engine's tables: cloning a raised event does not copy it.
     pub agency_id: Arc<str>,
-    pub department_id: String,
-    pub step_id: String,
+    pub department_id: Arc<str>,
+    pub step_id: Arc<str>,
     pub level: u32,
     pub deadline: Option<i64>,
     pub statutory_deadline: Option<i64>,
     pub outcome: Option<Outcome>,
     /// Working seconds late (0 when not late).
     pub lateness: Option<i64>,
-    pub reason: String,
+    /// Static for rule firings, owned for rejections and explanations.
+    pub reason: Cow<'static, str>,
     pub procedure_code: Arc<str>,
     pub field: Arc<str>,
     pub channel: Channel,
@@ -158,10 +160,10 @@ impl Raised {
         };
         Raised {
             id: format!("{dossier}:rejected:{event_id}"),
-            dossier_id: dossier_id.to_owned(),
+            dossier_id: Arc::from(dossier_id),
             kind: Some(Kind::Rejected),
             raised_at: at,
-            reason: message,
+            reason: Cow::Owned(message),
             event_id: event_id.to_owned(),
             reject_reason: Some(reason),
             ..Raised::default()

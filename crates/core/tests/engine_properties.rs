@@ -185,7 +185,9 @@ fn run(events: &[Event]) -> Vec<Raised> {
 fn by_dossier(raised: &[Raised]) -> BTreeMap<String, Vec<Raised>> {
     let mut map: BTreeMap<String, Vec<Raised>> = BTreeMap::new();
     for r in raised {
-        map.entry(r.dossier_id.clone()).or_default().push(r.clone());
+        map.entry(r.dossier_id.to_string())
+            .or_default()
+            .push(r.clone());
     }
     map
 }
