@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde_json::json;
 
 use crate::cli::CalendarArgs;
-use crate::files::load_calendars;
+use crate::files::load_calendar;
 use crate::format::{emit, slip_date};
 use crate::input_error;
 
@@ -13,14 +13,7 @@ pub(crate) fn run(args: CalendarArgs) -> anyhow::Result<()> {
     if !(1900..=2100).contains(&args.year) {
         return input_error(format!("year `{}` is outside 1900–2100", args.year));
     }
-    let set = load_calendars(args.source.calendar.as_deref())?;
-    let cal = match args.source.office.as_deref() {
-        Some(office) => match set.office(office) {
-            Ok(cal) => cal,
-            Err(e) => return input_error(e.to_string()),
-        },
-        None => set.province(),
-    };
+    let cal = load_calendar(&args.source)?;
     let (first, last) = cal.years();
     if !(first..=last).contains(&args.year) {
         return input_error(format!(

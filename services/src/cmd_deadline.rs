@@ -8,20 +8,13 @@ use std::fmt::Write;
 use serde_json::{json, Value};
 
 use crate::cli::DeadlineArgs;
-use crate::files::{load_calendars, load_catalog};
+use crate::files::{load_calendar, load_catalog};
 use crate::format::{emit, parse_instant, rfc3339, slip, slip_date};
 use crate::{input_error, InputError};
 
 pub(crate) fn run(args: DeadlineArgs) -> anyhow::Result<()> {
     let received = parse_instant("--received", &args.received).map_err(InputError)?;
-    let set = load_calendars(args.source.calendar.as_deref())?;
-    let cal = match args.source.office.as_deref() {
-        Some(office) => match set.office(office) {
-            Ok(cal) => cal,
-            Err(e) => return input_error(e.to_string()),
-        },
-        None => set.province(),
-    };
+    let cal = &*load_calendar(&args.source)?;
     let procedure = match (&args.procedure, &args.catalog) {
         (Some(code), Some(path)) => {
             let catalog = load_catalog(path)?;

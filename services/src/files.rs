@@ -2,9 +2,12 @@
 
 use std::path::Path;
 
-use dunghan_calendar::{schedule, CalendarFile, CalendarSet};
+use std::sync::Arc;
+
+use dunghan_calendar::{schedule, Calendar, CalendarFile, CalendarSet};
 use dunghan_core::Catalog;
 
+use crate::cli::CalendarSource;
 use crate::{input_error, InputError};
 
 fn read(path: &Path, what: &str) -> Result<String, InputError> {
@@ -33,6 +36,19 @@ pub(crate) fn load_calendars(path: Option<&Path>) -> anyhow::Result<CalendarSet>
     match CalendarSet::from_file(&file, &origin, schedules) {
         Ok(set) => Ok(set),
         Err(e) => input_error(e.to_string()),
+    }
+}
+
+/// The calendar a command works on: `--office`'s own layer (an error if the file has no
+/// such office), else the province's.
+pub(crate) fn load_calendar(source: &CalendarSource) -> anyhow::Result<Arc<Calendar>> {
+    let set = load_calendars(source.calendar.as_deref())?;
+    match source.office.as_deref() {
+        Some(office) => match set.office(office) {
+            Ok(cal) => Ok(cal.clone()),
+            Err(e) => input_error(e.to_string()),
+        },
+        None => Ok(set.province().clone()),
     }
 }
 

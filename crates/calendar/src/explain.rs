@@ -4,7 +4,7 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use serde::Serialize;
 
 use crate::calendar::Calendar;
-use crate::hours::{clock, weekday_vi};
+use crate::hours::{clock, weekday_en, weekday_vi};
 use crate::DayKind;
 
 /// Why a day (or part of it) was not counted.
@@ -146,18 +146,5 @@ impl Calendar {
     /// The local date of an instant.
     pub fn local_date(&self, t: i64) -> NaiveDate {
         crate::calendar::from_ts(self.local_secs(t)).date_naive()
-    }
-}
-
-/// English name of a weekday.
-pub fn weekday_en(weekday: Weekday) -> &'static str {
-    match weekday {
-        Weekday::Mon => "Monday",
-        Weekday::Tue => "Tuesday",
-        Weekday::Wed => "Wednesday",
-        Weekday::Thu => "Thursday",
-        Weekday::Fri => "Friday",
-        Weekday::Sat => "Saturday",
-        Weekday::Sun => "Sunday",
     }
 }

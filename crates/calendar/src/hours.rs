@@ -200,6 +200,19 @@ pub fn weekday_vi(weekday: Weekday) -> &'static str {
     }
 }
 
+/// English name of a weekday.
+pub fn weekday_en(weekday: Weekday) -> &'static str {
+    match weekday {
+        Weekday::Mon => "Monday",
+        Weekday::Tue => "Tuesday",
+        Weekday::Wed => "Wednesday",
+        Weekday::Thu => "Thursday",
+        Weekday::Fri => "Friday",
+        Weekday::Sat => "Saturday",
+        Weekday::Sun => "Sunday",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

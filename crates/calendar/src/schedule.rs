@@ -114,7 +114,7 @@ pub fn parse(text: &str, origin: &str) -> Result<YearSchedule, CalendarError> {
                     field("kind"),
                     format!(
                         "{date} is a {}, already a working day; `swapped-workday` is for a Saturday or Sunday worked",
-                        weekday_name(date)
+                        crate::hours::weekday_en(date.weekday())
                     ),
                 ))
             }
@@ -123,7 +123,7 @@ pub fn parse(text: &str, origin: &str) -> Result<YearSchedule, CalendarError> {
                     field("kind"),
                     format!(
                         "{date} is a {}, already a rest day; `{}` is for a weekday off",
-                        weekday_name(date),
+                        crate::hours::weekday_en(date.weekday()),
                         entry.kind.trim()
                     ),
                 ))
@@ -192,18 +192,6 @@ fn parse_kind(kind: &str) -> Result<DayKind, String> {
             "`{local}` belongs in a local calendar, not in the national yearly schedule; expected {KINDS}"
         )),
         other => Err(format!("unknown kind `{other}`; expected {KINDS}")),
-    }
-}
-
-fn weekday_name(date: NaiveDate) -> &'static str {
-    match date.weekday() {
-        Weekday::Mon => "Monday",
-        Weekday::Tue => "Tuesday",
-        Weekday::Wed => "Wednesday",
-        Weekday::Thu => "Thursday",
-        Weekday::Fri => "Friday",
-        Weekday::Sat => "Saturday",
-        Weekday::Sun => "Sunday",
     }
 }
 
