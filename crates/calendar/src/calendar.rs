@@ -18,6 +18,9 @@ use crate::DayNote;
 
 const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
 
+/// The most working days any arithmetic accepts (about a thousand years).
+pub const MAX_WORKING_DAYS: f64 = 250_000.0;
+
 /// The sessions of one kind of day, with their total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
@@ -242,6 +245,12 @@ impl Calendar {
         (0..self.len() as i64).contains(&d).then_some(d as usize)
     }
 
+    fn too_long(&self, dur: i64) -> CalendarError {
+        CalendarError::Duration(format!(
+            "{dur} working seconds is beyond any date the calendar can hold"
+        ))
+    }
+
     fn out_of_range(&self, what: String) -> CalendarError {
         CalendarError::OutOfRange {
             what,
@@ -306,14 +315,14 @@ impl Calendar {
             let probe = ((if at_end { w - 1 } else { w }) as f64 * self.per_day) as i64;
             match self.inverse.get(probe.max(0) as usize) {
                 Some(&d) => day = day.max(d as usize),
-                None => return Err(self.out_of_range(format!("{w} working seconds"))),
+                None => return Err(self.out_of_range("the computed instant".into())),
             }
         }
         while day < n && !reached(self.days[day + 1].before) {
             day += 1;
         }
         if day >= n {
-            return Err(self.out_of_range(format!("{w} working seconds")));
+            return Err(self.out_of_range("the computed instant".into()));
         }
         let r = (w - self.days[day].before) as u32;
         Ok(self.instant(day, self.pattern(day).position(r, at_end)))
@@ -328,7 +337,9 @@ impl Calendar {
             return Ok(t);
         }
         let (day, sec) = self.split(t)?;
-        let w = self.days[day].before + self.pattern(day).worked_before(sec) as i64 + dur;
+        let w = (self.days[day].before + self.pattern(day).worked_before(sec) as i64)
+            .checked_add(dur)
+            .ok_or_else(|| self.too_long(dur))?;
         if dur > 0 {
             self.locate(w, day, true)
         } else {
@@ -410,7 +421,11 @@ impl Calendar {
                 // Count from the end of the (effective) receipt day, then end that day.
                 let start = self.next_working_ts(t)?;
                 let (day, _) = self.split(start)?;
-                let due = self.locate(self.days[day + 1].before + dur, day, true)?;
+                let w = self.days[day + 1]
+                    .before
+                    .checked_add(dur)
+                    .ok_or_else(|| self.too_long(dur))?;
+                let due = self.locate(w, day, true)?;
                 Ok(self.end_of_day_ts(due)?.unwrap_or(due))
             }
         }
@@ -418,9 +433,10 @@ impl Calendar {
 
     /// Working seconds in `n` standard working days; rejects negative, non-finite or absurd values.
     pub fn days_to_secs(&self, n: f64) -> Result<i64, CalendarError> {
-        if !n.is_finite() || n < 0.0 {
+        // More working days than 1 000 years hold is a typo, not a deadline.
+        if !n.is_finite() || !(0.0..=MAX_WORKING_DAYS).contains(&n) {
             return Err(CalendarError::Duration(format!(
-                "working days must be a non-negative number, got {n}"
+                "working days must be a number from 0 to {MAX_WORKING_DAYS}, got {n}"
             )));
         }
         // `+ 0.5` then truncation rounds a non-negative number (cheaper than `f64::round`).

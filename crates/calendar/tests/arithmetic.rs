@@ -159,6 +159,18 @@ fn rejects_bad_durations_and_out_of_range() {
         "{err}"
     );
     assert!(cal.is_working_ts(at("1990-01-01T09:00:00+07:00")).is_err());
+    // Huge durations are errors, never a wrapped-around instant.
+    let t = at("2026-10-05T10:00:00+07:00");
+    assert!(cal
+        .add_working_days_ts(t, 1e15, Anchor::SameClockTime)
+        .is_err());
+    assert!(cal.add_working_days_ts(t, 1e15, Anchor::EndOfDay).is_err());
+    assert!(cal.add_working_secs(t, i64::MAX).is_err());
+    assert!(cal.add_working_secs(t, i64::MIN + 1).is_err());
+    assert!(
+        cal.add_working_secs(t, 10_000 * 8 * 3600).is_err(),
+        "beyond 2035"
+    );
 }
 
 fn storm() -> Calendar {
