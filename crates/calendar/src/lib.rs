@@ -3,7 +3,8 @@
 //!
 //! Pure: no file I/O (callers hand in text), no clock (instants are arguments).
 //! Layers nest national → province → office ([`CalendarSet`]); each flattens into a
-//! [`Calendar`] whose per-day prefix sums make every operation O(log span).
+//! [`Calendar`] whose per-day prefix sums and inverse table make every operation cost the
+//! same whatever the span.
 
 pub mod builder;
 pub mod calendar;
