@@ -206,7 +206,7 @@ fn summary(stats: &Stats, lines: u64, open: usize) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "lines {lines}, events applied {}, rejected {rejected}{}, duplicates ignored {}, still open {open}",
+        "lines {lines}, events applied {}, rejected {rejected}{}, duplicates ignored {}, dossiers not yet returned {open}",
         stats.events_applied,
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
         stats.duplicates,

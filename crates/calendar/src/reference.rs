@@ -34,9 +34,14 @@ fn instant(cal: &Calendar, date: NaiveDate, sec: u32) -> i64 {
 }
 
 /// Adds `dur >= 0` working seconds by walking day by day; same contract as
-/// [`Calendar::add_working_secs`].
+/// [`Calendar::add_working_secs`] (which also subtracts; this reference does not).
 pub fn add_working_secs(cal: &Calendar, t: i64, dur: i64) -> Result<i64, CalendarError> {
-    if dur <= 0 {
+    if dur < 0 {
+        return Err(CalendarError::Duration(format!(
+            "the reference adds only: {dur} working seconds"
+        )));
+    }
+    if dur == 0 {
         return Ok(t);
     }
     let (mut date, mut sec) = split(cal, t);

@@ -7,17 +7,17 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-
-use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use dunghan_calendar::{Calendar, CalendarSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::EngineConfig;
 use crate::dossier::{fired, rule_kind, step_fired, Dossier, Rule, NEVER, NONE, T32};
 use crate::event::{Event, Payload};
 use crate::index::DossierIndex;
+use crate::names::Names;
 use crate::procedure::{Catalog, Procedure};
 use crate::raised::{raised_id, Kind, Raised, RejectReason};
 use crate::stats::{AgencyStats, Stats};
@@ -29,54 +29,6 @@ use crate::CoreError;
 pub(crate) struct Ended {
     pub(crate) agency: u32,
     pub(crate) seen: Box<[u64]>,
-}
-
-/// Interned strings (agencies, departments, step ids).
-#[derive(Debug, Clone)]
-pub(crate) struct Names {
-    index: HashMap<Arc<str>, u32>,
-    names: Vec<Arc<str>>,
-    empty: Arc<str>,
-}
-
-impl Default for Names {
-    fn default() -> Self {
-        Names {
-            index: HashMap::default(),
-            names: Vec::new(),
-            empty: Arc::from(""),
-        }
-    }
-}
-
-impl Names {
-    pub(crate) fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.index.get(name) {
-            return i;
-        }
-        let i = self.names.len() as u32;
-        let name: Arc<str> = name.into();
-        self.names.push(name.clone());
-        self.index.insert(name, i);
-        i
-    }
-
-    /// The shared string of an interned name (empty for NONE).
-    pub(crate) fn shared(&self, i: u32) -> Arc<str> {
-        if i == NONE {
-            self.empty.clone()
-        } else {
-            self.names[i as usize].clone()
-        }
-    }
-
-    pub(crate) fn get(&self, i: u32) -> &str {
-        if i == NONE {
-            ""
-        } else {
-            &self.names[i as usize]
-        }
-    }
 }
 
 /// A rejection before any state changed: reason and message.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 mod index;
 mod lifecycle;
+mod names;
 pub mod procedure;
 pub mod raised;
 pub mod stats;
