@@ -100,34 +100,46 @@ fn naive_settings(group: &mut BenchmarkGroup<'_, WallTime>) {
         .measurement_time(Duration::from_secs(3));
 }
 
+/// Checks that `fast` and `naive` agree on every input, then times both in one group.
+fn fast_vs_naive<I: Copy + std::fmt::Debug>(
+    c: &mut Criterion,
+    name: &str,
+    inputs: &[I],
+    fast: impl Fn(I) -> i64 + Copy,
+    naive: impl Fn(I) -> i64 + Copy,
+) {
+    check(name, inputs, fast, naive);
+    let mut group = c.benchmark_group(name);
+    fast_settings(&mut group);
+    bench_batch(
+        &mut group,
+        BenchmarkId::from_parameter("fast"),
+        inputs,
+        fast,
+    );
+    naive_settings(&mut group);
+    bench_batch(
+        &mut group,
+        BenchmarkId::from_parameter("naive"),
+        inputs,
+        naive,
+    );
+    group.finish();
+}
+
 fn add_working_days(c: &mut Criterion, cal: &Calendar, n: usize) {
     let mut rng = SplitMix64::new(0x0D0B_1E55);
     let inputs: Vec<(i64, f64)> = instants(&mut rng, n)
         .into_iter()
         .zip(working_days(&mut rng, n))
         .collect();
-    check(
+    fast_vs_naive(
+        c,
         "add_working_days",
         &inputs,
         |(t, d)| fast_days(cal, t, d),
         |(t, d)| naive_days(cal, t, d),
     );
-    let mut group = c.benchmark_group("add_working_days");
-    fast_settings(&mut group);
-    bench_batch(
-        &mut group,
-        BenchmarkId::from_parameter("fast"),
-        &inputs,
-        |(t, d)| fast_days(cal, t, d),
-    );
-    naive_settings(&mut group);
-    bench_batch(
-        &mut group,
-        BenchmarkId::from_parameter("naive"),
-        &inputs,
-        |(t, d)| naive_days(cal, t, d),
-    );
-    group.finish();
 }
 
 fn add_working_hours(c: &mut Criterion, cal: &Calendar, n: usize) {
@@ -136,52 +148,28 @@ fn add_working_hours(c: &mut Criterion, cal: &Calendar, n: usize) {
         .into_iter()
         .zip(working_hours_secs(&mut rng, n))
         .collect();
-    let fast = |(t, s): (i64, i64)| ok(cal.add_working_secs(t, s));
-    let naive = |(t, s): (i64, i64)| ok(reference::add_working_secs(cal, t, s));
-    check("add_working_hours", &inputs, fast, naive);
-    let mut group = c.benchmark_group("add_working_hours");
-    fast_settings(&mut group);
-    bench_batch(
-        &mut group,
-        BenchmarkId::from_parameter("fast"),
+    fast_vs_naive(
+        c,
+        "add_working_hours",
         &inputs,
-        fast,
+        |(t, s)| ok(cal.add_working_secs(t, s)),
+        |(t, s)| ok(reference::add_working_secs(cal, t, s)),
     );
-    naive_settings(&mut group);
-    bench_batch(
-        &mut group,
-        BenchmarkId::from_parameter("naive"),
-        &inputs,
-        naive,
-    );
-    group.finish();
 }
 
 fn working_time_between(c: &mut Criterion, cal: &Calendar, n: usize) {
     let mut rng = SplitMix64::new(0xB7EE_0001);
     let inputs = pairs(&mut rng, n);
-    let fast = |(a, b): (i64, i64)| ok(cal.working_secs_between(a, b));
-    let naive = |(a, b): (i64, i64)| ok(reference::working_secs_between(cal, a, b));
-    check("working_time_between", &inputs, fast, naive);
-    let mut group = c.benchmark_group("working_time_between");
-    fast_settings(&mut group);
-    bench_batch(
-        &mut group,
-        BenchmarkId::from_parameter("fast"),
+    fast_vs_naive(
+        c,
+        "working_time_between",
         &inputs,
-        fast,
+        |(a, b)| ok(cal.working_secs_between(a, b)),
+        |(a, b)| ok(reference::working_secs_between(cal, a, b)),
     );
-    naive_settings(&mut group);
-    bench_batch(
-        &mut group,
-        BenchmarkId::from_parameter("naive"),
-        &inputs,
-        naive,
-    );
-    group.finish();
 }
 
-/// The fast path's cost should not grow with the span (O(log span) search), the naive one's
+/// The fast path's cost should not grow with the span (inverse-table lookup), the naive one's
 /// grows linearly; the naive side runs on a smaller batch for the long spans.
 fn span(c: &mut Criterion, cal: &Calendar, n: usize) {
     let mut rng = SplitMix64::new(0x5BA1_0000);
