@@ -217,3 +217,70 @@ fn until_fires_the_rules_due_by_then() {
         ]
     );
 }
+
+#[test]
+fn engine_rules_come_from_the_config_file_and_the_environment() {
+    let tmp = std::env::temp_dir().join(format!("dunghan-replay-config-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let config = tmp.join("dunghan.toml");
+    std::fs::write(&config, "[engine]\nwarning_fraction = 0.5\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
+        .args([
+            "replay",
+            "--quiet",
+            "--now",
+            NOW,
+            "--until",
+            "2026-03-02T00:00:00+07:00",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--catalog")
+        .arg(dir().join("catalog.toml"))
+        .arg(dir().join("ex1-tet.jsonl"))
+        .env("DUNGHAN__ENGINE__APOLOGY_LEAD_DAYS", "2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raised: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |id: &str| {
+        let r = raised
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        instant(&r["raisedAt"]).unwrap()
+    };
+    let local = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp();
+    // Due Wed 25/2 16:20 with 24 working hours allotted: half of them remain at Tue 10:50.
+    assert_eq!(at("D:warning:-:1"), local("2026-02-24T10:50:00+07:00"));
+    // Two working days before the deadline (environment), not one.
+    assert_eq!(
+        at("D:apology_required:-:0"),
+        local("2026-02-23T16:20:00+07:00")
+    );
+
+    std::fs::write(&config, "[engine]\nwarning_fraction = 2\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
+        .args(["replay", "--config"])
+        .arg(&config)
+        .arg("--catalog")
+        .arg(dir().join("catalog.toml"))
+        .arg(dir().join("ex1-tet.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("warning_fraction 2") && err.lines().count() == 1,
+        "{err}"
+    );
+    std::fs::remove_dir_all(&tmp).ok();
+}

@@ -28,12 +28,20 @@ pub(crate) enum Command {
 pub(crate) struct ReplayArgs {
     /// Events, one proto3-JSON `DossierEvent` per line; `-` reads standard input.
     pub(crate) events: String,
-    /// Procedure catalog file (TOML).
+    /// Procedure catalog file (TOML); or `[catalog] file` in the config.
     #[arg(long, value_name = "FILE", env = "DUNGHAN__CATALOG__FILE")]
-    pub(crate) catalog: PathBuf,
-    /// Calendar file (TOML); default: the national calendar.
+    pub(crate) catalog: Option<PathBuf>,
+    /// Calendar file (TOML); or `[calendar] file` in the config; default: the national
+    /// calendar.
     #[arg(long, value_name = "FILE", env = "DUNGHAN__CALENDAR__FILE")]
     pub(crate) calendar: Option<PathBuf>,
+    /// Configuration file (TOML): `[catalog] file`, `[calendar] file` and the engine's rule
+    /// thresholds in `[engine]` (warning_fraction = 0.75, apology_lead_days = 1.0,
+    /// escalation_level2_delay_days = 1.0, max_future_secs = 86400,
+    /// retain_ended_secs = 7776000). Any key can also be set as DUNGHAN__SECTION__KEY;
+    /// the environment beats the file, flags beat both.
+    #[arg(long, value_name = "FILE", env = "DUNGHAN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
     /// After the last event, advance time to this instant (RFC 3339 with offset), firing the
     /// rules due by then. Default: the latest event time.
     #[arg(long, value_name = "TIME")]

@@ -3,18 +3,29 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 
-use dunghan_core::{Engine, EngineConfig, Raised, Stats};
+use dunghan_core::{Engine, Raised, Stats};
 use dunghan_proto::v1;
 
 use crate::cli::ReplayArgs;
+use crate::config::Config;
 use crate::convert::{to_event, to_sla_event};
 use crate::files::{load_calendars, load_catalog};
 use crate::format::parse_instant;
 use crate::InputError;
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
-    let catalog = load_catalog(&args.catalog)?;
-    let calendars = load_calendars(args.calendar.as_deref())?;
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let config = Config::load(args.config.as_deref(), env).map_err(InputError)?;
+    let Some(catalog) = args.catalog.or(config.catalog.file) else {
+        return Err(InputError(
+            "no catalog: give --catalog FILE, DUNGHAN__CATALOG__FILE or [catalog] file in --config"
+                .into(),
+        )
+        .into());
+    };
+    let catalog = load_catalog(&catalog)?;
+    let calendars = load_calendars(args.calendar.or(config.calendar.file).as_deref())?;
     let until = args
         .until
         .as_deref()
@@ -36,7 +47,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let progress = progress_bar(size);
     let mut input = BufReader::with_capacity(1 << 16, input);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut engine = Engine::new(catalog, calendars, EngineConfig::default());
+    let mut engine = Engine::new(catalog, calendars, config.engine);
     engine.set_present(now);
     let mut raised = Vec::new();
     let mut line = Vec::new();

@@ -4,6 +4,7 @@ mod cli;
 mod cmd_calendar;
 mod cmd_deadline;
 mod cmd_replay;
+mod config;
 mod convert;
 mod files;
 mod format;
