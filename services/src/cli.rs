@@ -19,9 +19,36 @@ pub(crate) enum Command {
     Calendar(CalendarArgs),
     /// Compute a deadline (the appointment on the receipt slip) and explain it.
     Deadline(DeadlineArgs),
+    /// Run the node: gRPC (deadlines, health, reflection) and Prometheus metrics, until
+    /// SIGTERM or Ctrl-C. Prints one line per listener with its address.
+    Serve(ServeArgs),
     /// Replay a file of dossier events (JSON lines) through the SLA engine, firing timers by
     /// event time; raised events go to stdout as JSON lines, a summary to stderr.
     Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Configuration file (TOML): [catalog] file, [calendar] file, [grpc] listen,
+    /// [metrics] listen, [log] format/level, [engine] thresholds; every key also as
+    /// DUNGHAN__SECTION__KEY (environment beats file, flags beat both).
+    #[arg(long, value_name = "FILE", env = "DUNGHAN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Procedure catalog file (TOML). Default: the example catalog in deploy/.
+    #[arg(long, value_name = "FILE", env = "DUNGHAN__CATALOG__FILE")]
+    pub(crate) catalog: Option<PathBuf>,
+    /// Calendar file (TOML). Default: the national calendar.
+    #[arg(long, value_name = "FILE", env = "DUNGHAN__CALENDAR__FILE")]
+    pub(crate) calendar: Option<PathBuf>,
+    /// gRPC address (default 127.0.0.1:50051; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", env = "DUNGHAN__GRPC__LISTEN")]
+    pub(crate) grpc_listen: Option<String>,
+    /// Metrics address for /metrics and /healthz (default 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", env = "DUNGHAN__METRICS__LISTEN")]
+    pub(crate) metrics_listen: Option<String>,
+    /// Log format on stderr: text (default) or json.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub(crate) log_format: Option<String>,
 }
 
 #[derive(Debug, Args)]

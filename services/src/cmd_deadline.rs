@@ -122,19 +122,7 @@ fn ad_hoc(args: &DeadlineArgs) -> anyhow::Result<Procedure> {
             ))
         }
     };
-    Ok(Procedure {
-        code: String::new(),
-        name: String::new(),
-        field: String::new(),
-        agency: String::new(),
-        effective_from: chrono::NaiveDate::MIN,
-        statutory: allowed,
-        reduced: None,
-        anchor,
-        supplement: Default::default(),
-        cutoff,
-        steps: Vec::new(),
-    })
+    Ok(Procedure::ad_hoc(allowed, anchor, cutoff))
 }
 
 fn slip_text(

@@ -18,6 +18,24 @@ pub(crate) struct Config {
     pub(crate) calendar: FileSection,
     /// Rule thresholds of the SLA engine (domain.md §6 defaults).
     pub(crate) engine: EngineConfig,
+    pub(crate) grpc: ListenSection,
+    pub(crate) metrics: ListenSection,
+    pub(crate) log: LogSection,
+}
+
+/// Where a server listens (`host:port`; port 0 picks a free one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ListenSection {
+    pub(crate) listen: Option<String>,
+}
+
+/// Logging: `format = "text"` (default) or `"json"`; `level` as in `RUST_LOG` (default info).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogSection {
+    pub(crate) format: Option<String>,
+    pub(crate) level: Option<String>,
 }
 
 /// A section naming one input file (`[catalog] file = "procedures.toml"`).
@@ -79,6 +97,16 @@ impl Config {
             .engine
             .validate()
             .map_err(|m| format!("{origin}: [engine] {m}"))?;
+        if let Some(f) = config
+            .log
+            .format
+            .as_deref()
+            .filter(|f| !["text", "json"].contains(f))
+        {
+            return Err(format!(
+                "{origin}: [log] format `{f}` is not one of text, json"
+            ));
+        }
         if let Some(dir) = file.and_then(Path::parent) {
             for f in [&mut config.catalog.file, &mut config.calendar.file] {
                 if let Some(p) = f.as_mut().filter(|p| p.is_relative()) {

@@ -109,7 +109,7 @@ pub(crate) fn to_event(e: v1::DossierEvent) -> Result<Event, String> {
     })
 }
 
-fn allotment(d: v1::Duration) -> Option<TimeAllowed> {
+pub(crate) fn allotment(d: v1::Duration) -> Option<TimeAllowed> {
     use v1::duration::Amount;
     Some(match d.amount? {
         Amount::WorkingDays(n) => TimeAllowed::WorkingDays(n),

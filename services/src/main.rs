@@ -8,6 +8,7 @@ mod config;
 mod convert;
 mod files;
 mod format;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         cli::Command::Calendar(args) => cmd_calendar::run(args),
         cli::Command::Deadline(args) => cmd_deadline::run(args),
         cli::Command::Replay(args) => cmd_replay::run(args),
+        cli::Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

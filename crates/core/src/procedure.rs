@@ -58,6 +58,24 @@ impl Procedure {
         self.reduced.unwrap_or(self.statutory)
     }
 
+    /// A one-off procedure for an ad-hoc time allowed (no code, no steps), with the default
+    /// policy apart from the anchor and the cut-off.
+    pub fn ad_hoc(allowed: TimeAllowed, anchor: Anchor, cutoff: Option<u32>) -> Procedure {
+        Procedure {
+            code: String::new(),
+            name: String::new(),
+            field: String::new(),
+            agency: String::new(),
+            effective_from: NaiveDate::MIN,
+            statutory: allowed,
+            reduced: None,
+            anchor,
+            supplement: SupplementMode::default(),
+            cutoff,
+            steps: Vec::new(),
+        }
+    }
+
     /// The cut-off that applies at receipt: the procedure's own, or its same-day cut-off.
     pub fn effective_cutoff(&self) -> Option<u32> {
         match (self.cutoff, self.appointment()) {

@@ -1,0 +1,167 @@
+//! `dunghan serve`: the node's gRPC API (with health and reflection) and its Prometheus
+//! endpoint, with graceful shutdown. This slice serves deadlines; ingest, dossiers and
+//! rates come next (issue 4).
+
+mod deadline_api;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dunghan_core::Catalog;
+use dunghan_proto::v1::deadline_service_server::DeadlineServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::files::{load_calendars, load_catalog};
+use crate::InputError;
+
+/// The example catalog shipped in `deploy/`, so `serve` with no flags already works.
+const EXAMPLE_CATALOG: &str = include_str!("../../../deploy/catalog/procedures.toml");
+/// Largest request or response message (bytes).
+const MAX_MESSAGE: usize = 4 << 20;
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let config = Config::load(args.config.as_deref(), env).map_err(InputError)?;
+    init_logging(
+        args.log_format.as_deref().or(config.log.format.as_deref()),
+        config.log.level.as_deref(),
+    );
+    let catalog = match args.catalog.or(config.catalog.file) {
+        Some(path) => load_catalog(&path)?,
+        None => {
+            tracing::info!("no catalog given: using the example catalog from deploy/");
+            Catalog::parse(EXAMPLE_CATALOG, "deploy/catalog/procedures.toml")?
+        }
+    };
+    let calendars = load_calendars(args.calendar.or(config.calendar.file).as_deref())?;
+    let grpc: SocketAddr = parse_addr(
+        "grpc listen",
+        args.grpc_listen.or(config.grpc.listen),
+        "127.0.0.1:50051",
+    )?;
+    let metrics_addr: SocketAddr = parse_addr(
+        "metrics listen",
+        args.metrics_listen.or(config.metrics.listen),
+        "127.0.0.1:9464",
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(catalog, calendars, grpc, metrics_addr))
+}
+
+fn parse_addr(what: &str, given: Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
+    let text = given.unwrap_or_else(|| default.to_owned());
+    text.parse()
+        .map_err(|_| InputError(format!("{what} `{text}` is not an address like {default}")).into())
+}
+
+fn init_logging(format: Option<&str>, level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if format == Some("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(
+    catalog: Catalog,
+    calendars: dunghan_calendar::CalendarSet,
+    grpc_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+) -> anyhow::Result<()> {
+    let metrics = metrics::Metrics::new()?;
+    let api = deadline_api::DeadlineApi {
+        catalog: Arc::new(catalog),
+        calendars: Arc::new(calendars),
+        metrics: metrics.clone(),
+    };
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<DeadlineServiceServer<deadline_api::DeadlineApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dunghan_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let grpc_listener = TcpListener::bind(grpc_addr)
+        .await
+        .map_err(|e| InputError(format!("cannot listen for gRPC on {grpc_addr}: {e}")))?;
+    let metrics_listener = TcpListener::bind(metrics_addr)
+        .await
+        .map_err(|e| InputError(format!("cannot listen for metrics on {metrics_addr}: {e}")))?;
+    // One line per listener on stdout, with the real port (when 0 was asked for).
+    println!("gRPC listening on {}", grpc_listener.local_addr()?);
+    println!(
+        "metrics on http://{}/metrics",
+        metrics_listener.local_addr()?
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: no new connections, finishing requests in flight");
+        let _ = stop_tx.send(true);
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let grpc = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            DeadlineServiceServer::new(api)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            stopped(stop_rx.clone()),
+        );
+    let http = axum::serve(metrics_listener, metrics::router(metrics))
+        .with_graceful_shutdown(stopped(stop_rx));
+    let (grpc, http) = tokio::join!(grpc, http);
+    grpc?;
+    http?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

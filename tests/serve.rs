@@ -1,0 +1,236 @@
+//! `dunghan serve` as clients see it: the real binary on loopback ports, a tonic client over
+//! TCP for every RPC, the standard health and reflection services, `/metrics` over HTTP,
+//! and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+
+use dunghan_proto::pbjson_types::Timestamp;
+use dunghan_proto::v1::deadline_service_client::DeadlineServiceClient;
+use dunghan_proto::v1::duration::Amount;
+use dunghan_proto::v1::{ComputeDeadlineRequest, Duration};
+use tonic::Code;
+
+/// A running node and its addresses; killed if the test fails half-way.
+struct Node {
+    child: Child,
+    grpc: String,
+    metrics: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
+        .args([
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("DUNGHAN__CATALOG__FILE")
+        .env_remove("DUNGHAN__CALENDAR__FILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().expect("a listener line").unwrap();
+    let grpc = next()
+        .strip_prefix("gRPC listening on ")
+        .expect("gRPC line first")
+        .to_owned();
+    let metrics = next()
+        .strip_prefix("metrics on http://")
+        .and_then(|m| m.strip_suffix("/metrics"))
+        .expect("metrics line second")
+        .to_owned();
+    Node {
+        child,
+        grpc,
+        metrics,
+    }
+}
+
+fn at(text: &str) -> Option<Timestamp> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    })
+}
+
+fn scrape(addr: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "{response}"
+    );
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_health_reflection_metrics_and_shutdown() {
+    let mut node = start();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects over TCP");
+    let mut client = DeadlineServiceClient::new(channel.clone());
+
+    // Worked example 1: 3 working days across Tết.
+    let reply = client
+        .compute_deadline(ComputeDeadlineRequest {
+            time_allowed: Some(Duration {
+                amount: Some(Amount::WorkingDays(3.0)),
+            }),
+            received_at: at("2026-02-13T16:20:00+07:00"),
+            ..Default::default()
+        })
+        .await
+        .expect("ok")
+        .into_inner();
+    assert_eq!(reply.deadline, at("2026-02-25T16:20:00+07:00"));
+    let tet = reply
+        .skipped
+        .iter()
+        .find(|s| s.date == "2026-02-17")
+        .expect("Tết skipped");
+    assert_eq!(
+        (tet.reason.as_str(), tet.name.as_str()),
+        ("holiday", "Tết Nguyên đán")
+    );
+
+    // A catalog procedure (the example catalog ships with serve).
+    let reply = client
+        .compute_deadline(ComputeDeadlineRequest {
+            procedure_code: "2.000488".into(),
+            received_at: at("2026-10-05T10:00:00+07:00"),
+            ..Default::default()
+        })
+        .await
+        .expect("ok")
+        .into_inner();
+    assert_eq!(reply.deadline, at("2026-10-12T10:00:00+07:00"));
+    assert_eq!(reply.statutory_deadline, at("2026-11-02T10:00:00+07:00"));
+    assert_eq!(reply.steps.len(), 2);
+    assert_eq!(reply.steps[1].deadline, at("2026-10-09T15:30:00+07:00"));
+
+    // Bad requests name the field; unknown procedures are NOT_FOUND.
+    let bad = [
+        (
+            ComputeDeadlineRequest {
+                procedure_code: "2.000488".into(),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "received_at",
+        ),
+        (
+            ComputeDeadlineRequest {
+                received_at: at("2026-10-05T10:00:00+07:00"),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "procedure_code",
+        ),
+        (
+            ComputeDeadlineRequest {
+                time_allowed: Some(Duration {
+                    amount: Some(Amount::WorkingDays(-1.0)),
+                }),
+                received_at: at("2026-10-05T10:00:00+07:00"),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "time_allowed",
+        ),
+        (
+            ComputeDeadlineRequest {
+                procedure_code: "9.999".into(),
+                received_at: at("2026-10-05T10:00:00+07:00"),
+                ..Default::default()
+            },
+            Code::NotFound,
+            "9.999",
+        ),
+    ];
+    for (request, code, names) in bad {
+        let status = client.compute_deadline(request).await.expect_err("refused");
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(names), "{status:?}");
+    }
+
+    // Standard health service.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "dunghan.v1.DeadlineService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    // Server reflection lists the services, as grpcurl would ask.
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream_once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().expect("a response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list: {response:?}");
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"dunghan.v1.DeadlineService"), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+
+    // The counters moved: 2 ok, 3 invalid, 1 not found.
+    let metrics = scrape(&node.metrics, "/metrics");
+    for line in [
+        "dunghan_deadline_requests_total{result=\"ok\"} 2",
+        "dunghan_deadline_requests_total{result=\"invalid_argument\"} 3",
+        "dunghan_deadline_requests_total{result=\"not_found\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(scrape(&node.metrics, "/healthz").ends_with("ok\n"));
+
+    // SIGTERM: stop accepting, finish, exit 0.
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(node.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = node.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// A one-message request stream.
+fn tokio_stream_once<T: Send + 'static>(item: T) -> impl tokio_stream::Stream<Item = T> {
+    tokio_stream::once(item)
+}
