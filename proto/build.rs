@@ -8,7 +8,11 @@ use std::path::PathBuf;
 
 /// The schema files, relative to the crate root (which is the include root,
 /// so imports read `dunghan/v1/...`).
-const PROTOS: &[&str] = &["dunghan/v1/events.proto", "dunghan/v1/deadline.proto"];
+const PROTOS: &[&str] = &[
+    "dunghan/v1/events.proto",
+    "dunghan/v1/deadline.proto",
+    "dunghan/v1/ingest.proto",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

@@ -25,7 +25,14 @@ impl Drop for Node {
     }
 }
 
-fn start() -> Node {
+/// A fresh data directory for one test.
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dunghan-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn start(data: &std::path::Path) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
         .args([
             "serve",
@@ -34,6 +41,8 @@ fn start() -> Node {
             "--metrics-listen",
             "127.0.0.1:0",
         ])
+        .arg("--data-dir")
+        .arg(data)
         .env_remove("DUNGHAN__CATALOG__FILE")
         .env_remove("DUNGHAN__CALENDAR__FILE")
         .stdout(Stdio::piped())
@@ -80,7 +89,8 @@ fn scrape(addr: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadlines_health_reflection_metrics_and_shutdown() {
-    let mut node = start();
+    let data = data_dir("deadlines");
+    let mut node = start(&data);
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
         .unwrap()
         .connect()
@@ -228,9 +238,162 @@ async fn deadlines_health_reflection_metrics_and_shutdown() {
     assert!(status.success());
     let exit = node.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
+    std::fs::remove_dir_all(&data).ok();
 }
 
 /// A one-message request stream.
 fn tokio_stream_once<T: Send + 'static>(item: T) -> impl tokio_stream::Stream<Item = T> {
     tokio_stream::once(item)
+}
+
+fn event(
+    id: &str,
+    dossier: &str,
+    at_text: &str,
+    payload: dunghan_proto::v1::dossier_event::Payload,
+) -> dunghan_proto::v1::DossierEvent {
+    dunghan_proto::v1::DossierEvent {
+        event_id: id.into(),
+        dossier_id: dossier.into(),
+        occurred_at: at(at_text),
+        payload: Some(payload),
+    }
+}
+
+async fn raised_ids(
+    client: &mut dunghan_proto::v1::dossier_service_client::DossierServiceClient<
+        tonic::transport::Channel,
+    >,
+    dossier: &str,
+) -> (usize, Vec<String>) {
+    let timeline = client
+        .get_timeline(dunghan_proto::v1::GetTimelineRequest {
+            dossier_id: dossier.into(),
+        })
+        .await
+        .expect("timeline")
+        .into_inner();
+    let ids = timeline.raised.iter().map(|r| r.id.clone()).collect();
+    (timeline.events.len(), ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_and_raised_events_survive_kill_9_exactly_once() {
+    use dunghan_proto::v1::dossier_event::Payload;
+    use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
+    use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
+    use dunghan_proto::v1::{DossierReceived, PublishRequest, PublishStatus, StepStarted};
+
+    let data = data_dir("restart");
+    let node = start(&data);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut ingest = IngestServiceClient::new(channel.clone());
+    let mut dossiers = DossierServiceClient::new(channel);
+    let received = event(
+        "r1",
+        "D-1",
+        "2026-10-05T10:00:00+07:00",
+        Payload::Received(DossierReceived {
+            procedure_code: "2.000488".into(),
+            agency_id: "so-vhtt".into(),
+            ..Default::default()
+        }),
+    );
+    let step = event(
+        "s1",
+        "D-1",
+        "2026-10-05T10:30:00+07:00",
+        Payload::StepStarted(StepStarted {
+            step_id: "tham-dinh".into(),
+            department_id: "phong-quan-ly-van-hoa".into(),
+            ..Default::default()
+        }),
+    );
+    let reply = ingest
+        .publish(PublishRequest {
+            events: vec![received.clone(), step],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let statuses: Vec<i32> = reply.results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [PublishStatus::Accepted as i32; 2]);
+    assert_eq!(reply.results[0].raised[0].id, "D-1:deadline_computed:-:0");
+
+    // Every rule's moment is long past on the wall clock: the next tick fires them all.
+    let mut before = Vec::new();
+    for _ in 0..100 {
+        before = raised_ids(&mut dossiers, "D-1").await.1;
+        if before.iter().any(|id| id == "D-1:apology_overdue:-:0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for id in [
+        "D-1:escalation:tham-dinh:2",
+        "D-1:apology_required:-:0",
+        "D-1:apology_overdue:-:0",
+        "D-1:escalation:-:3",
+    ] {
+        assert!(before.contains(&id.to_owned()), "{id} in {before:?}");
+    }
+
+    // kill -9, then restart on the same data directory.
+    drop(node);
+    let node = start(&data);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut ingest = IngestServiceClient::new(channel.clone());
+    let mut dossiers = DossierServiceClient::new(channel);
+    let (events, after) = raised_ids(&mut dossiers, "D-1").await;
+    assert_eq!(events, 2, "both acknowledged events are there");
+    assert_eq!(after, before, "the same raised events, each once");
+
+    // Publishing again is idempotent; input for an unknown dossier is refused with a reason.
+    let orphan = event(
+        "x1",
+        "D-404",
+        "2026-10-05T11:00:00+07:00",
+        Payload::ResultReady(Default::default()),
+    );
+    let reply = ingest
+        .publish(PublishRequest {
+            events: vec![received, orphan],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.results[0].status, PublishStatus::Duplicate as i32);
+    assert_eq!(reply.results[1].status, PublishStatus::Rejected as i32);
+    assert!(
+        reply.results[1].reason.contains("unknown dossier"),
+        "{:?}",
+        reply.results[1]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(raised_ids(&mut dossiers, "D-1").await, (2, before));
+    let missing = dossiers
+        .get_timeline(dunghan_proto::v1::GetTimelineRequest {
+            dossier_id: "nope".into(),
+        })
+        .await
+        .expect_err("unknown dossier");
+    assert_eq!(missing.code(), Code::NotFound);
+    let too_many = ingest
+        .publish(PublishRequest {
+            events: vec![Default::default(); 1_001],
+        })
+        .await
+        .expect_err("oversized batch");
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    assert!(too_many.message().contains("1001"), "{too_many:?}");
+    drop(node);
+    std::fs::remove_dir_all(&data).ok();
 }

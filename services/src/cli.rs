@@ -40,6 +40,9 @@ pub(crate) struct ServeArgs {
     /// Calendar file (TOML). Default: the national calendar.
     #[arg(long, value_name = "FILE", env = "DUNGHAN__CALENDAR__FILE")]
     pub(crate) calendar: Option<PathBuf>,
+    /// Data directory of the durable store (default ./data).
+    #[arg(long, value_name = "DIR", env = "DUNGHAN__STORE__DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
     /// gRPC address (default 127.0.0.1:50051; port 0 picks a free one).
     #[arg(long, value_name = "ADDR", env = "DUNGHAN__GRPC__LISTEN")]
     pub(crate) grpc_listen: Option<String>,

@@ -18,9 +18,17 @@ pub(crate) struct Config {
     pub(crate) calendar: FileSection,
     /// Rule thresholds of the SLA engine (domain.md §6 defaults).
     pub(crate) engine: EngineConfig,
+    pub(crate) store: StoreSection,
     pub(crate) grpc: ListenSection,
     pub(crate) metrics: ListenSection,
     pub(crate) log: LogSection,
+}
+
+/// The embedded node's data directory (default `./data`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoreSection {
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 /// Where a server listens (`host:port`; port 0 picks a free one).
@@ -108,7 +116,11 @@ impl Config {
             ));
         }
         if let Some(dir) = file.and_then(Path::parent) {
-            for f in [&mut config.catalog.file, &mut config.calendar.file] {
+            for f in [
+                &mut config.catalog.file,
+                &mut config.calendar.file,
+                &mut config.store.data_dir,
+            ] {
                 if let Some(p) = f.as_mut().filter(|p| p.is_relative()) {
                     *p = dir.join(&*p);
                 }

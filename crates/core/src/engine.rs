@@ -101,6 +101,11 @@ impl Engine {
         self.timers.reserve(dossiers);
     }
 
+    /// Duplicate events ignored so far (cheap, unlike [`Engine::stats`]).
+    pub fn duplicates(&self) -> u64 {
+        self.stats.duplicates
+    }
+
     /// Counts so far (a snapshot).
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats.clone();

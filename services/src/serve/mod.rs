@@ -1,15 +1,22 @@
-//! `dunghan serve`: the node's gRPC API (with health and reflection) and its Prometheus
-//! endpoint, with graceful shutdown. This slice serves deadlines; ingest, dossiers and
-//! rates come next (issue 4).
+//! `dunghan serve`: the embedded node. Its gRPC API (deadlines, ingest, dossier timelines,
+//! with health and reflection), its Prometheus endpoint, the durable store, a clock tick
+//! that fires timers on the wall clock, and graceful shutdown.
 
 mod deadline_api;
+mod ingest_api;
 mod metrics;
+mod node;
+mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dunghan_core::Catalog;
+use std::sync::Mutex;
+
+use dunghan_core::{Catalog, Engine};
 use dunghan_proto::v1::deadline_service_server::DeadlineServiceServer;
+use dunghan_proto::v1::dossier_service_server::DossierServiceServer;
+use dunghan_proto::v1::ingest_service_server::IngestServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -49,10 +56,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.metrics_listen.or(config.metrics.listen),
         "127.0.0.1:9464",
     )?;
+    let data_dir = args
+        .data_dir
+        .or(config.store.data_dir)
+        .unwrap_or_else(|| "data".into());
+    let engine = Engine::new(catalog.clone(), calendars.clone(), config.engine);
+    let node = node::Node::open(&data_dir, engine)
+        .map_err(|e| InputError(format!("data directory {}: {e}", data_dir.display())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(catalog, calendars, grpc, metrics_addr))
+    runtime.block_on(serve(catalog, calendars, node, grpc, metrics_addr))
 }
 
 fn parse_addr(what: &str, given: Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
@@ -78,9 +92,13 @@ fn init_logging(format: Option<&str>, level: Option<&str>) {
 async fn serve(
     catalog: Catalog,
     calendars: dunghan_calendar::CalendarSet,
+    node: node::Node,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
 ) -> anyhow::Result<()> {
+    let node = ingest_api::NodeApi {
+        node: Arc::new(Mutex::new(node)),
+    };
     let metrics = metrics::Metrics::new()?;
     let api = deadline_api::DeadlineApi {
         catalog: Arc::new(catalog),
@@ -90,6 +108,12 @@ async fn serve(
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<DeadlineServiceServer<deadline_api::DeadlineApi>>()
+        .await;
+    health_reporter
+        .set_serving::<IngestServiceServer<ingest_api::NodeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<DossierServiceServer<ingest_api::NodeApi>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(dunghan_proto::FILE_DESCRIPTOR_SET)
@@ -121,12 +145,48 @@ async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // Timers fire on the wall clock: advance the engine once a second.
+    let ticking = node.node.clone();
+    let mut tick_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = tick_stop.wait_for(|stop| *stop) => break,
+            }
+            let node = ticking.clone();
+            let fired = tokio::task::spawn_blocking(move || {
+                let mut guard = node
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
+                guard.tick(node::wall_clock())
+            })
+            .await;
+            match fired {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::debug!(raised = n, "timers fired"),
+                Ok(Err(e)) => tracing::error!(error = %e, "clock tick failed"),
+                Err(e) => tracing::error!(error = %e, "clock tick panicked"),
+            }
+        }
+    });
 
     let grpc = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(
             DeadlineServiceServer::new(api)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            IngestServiceServer::new(node.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            DossierServiceServer::new(node)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )

@@ -1,0 +1,126 @@
+//! The embedded node: the engine and the durable store under one lock. Publishing stores
+//! each event and what it raised in one transaction before replying; a clock tick advances
+//! the engine to the wall clock; a restart replays the stored events and stores only the
+//! raised events whose ids are not stored yet, so nothing acknowledged is lost and nothing
+//! is raised twice.
+
+use std::path::Path;
+
+use dunghan_core::{Engine, Kind, Raised};
+use dunghan_proto::v1::{DossierEvent, EventResult, PublishStatus, SlaEvent};
+
+use super::store::Store;
+use crate::convert::{to_event, to_sla_event};
+
+/// Engine plus store.
+#[derive(Debug)]
+pub(crate) struct Node {
+    engine: Engine,
+    store: Store,
+}
+
+/// The wall clock in Unix seconds (the engine itself never reads a clock).
+pub(crate) fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Applies one wire event; a malformed one is refused like the engine refuses bad input.
+fn apply(engine: &mut Engine, event: &DossierEvent, out: &mut Vec<Raised>) {
+    match to_event(event.clone()) {
+        Ok(e) => engine.apply(&e, out),
+        Err(why) => {
+            let id = if event.event_id.is_empty() {
+                "-"
+            } else {
+                &event.event_id
+            };
+            out.push(engine.reject_malformed(&event.dossier_id, id, why));
+        }
+    }
+}
+
+impl Node {
+    /// Opens the store under `data_dir` and rebuilds the engine from the stored events.
+    pub(crate) fn open(data_dir: &Path, mut engine: Engine) -> anyhow::Result<Node> {
+        let (store, events) = Store::open(data_dir)?;
+        let mut raised = Vec::new();
+        for (arrival, event) in &events {
+            // The same present as when it arrived, so the same decisions.
+            engine.set_present(*arrival);
+            apply(&mut engine, event, &mut raised);
+        }
+        let mut node = Node { engine, store };
+        let restored = raised.len();
+        let fresh = node.store_raised(raised)?;
+        tracing::info!(
+            events = events.len(),
+            raised = restored,
+            newly_stored = fresh,
+            "restored the engine from the store"
+        );
+        node.tick(wall_clock())?;
+        Ok(node)
+    }
+
+    fn store_raised(&mut self, raised: Vec<Raised>) -> anyhow::Result<usize> {
+        let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
+        Ok(self.store.append(&[], wire)?.len())
+    }
+
+    /// Applies and stores a batch; one result per event.
+    pub(crate) fn publish(&mut self, events: &[DossierEvent]) -> anyhow::Result<Vec<EventResult>> {
+        let now = wall_clock();
+        self.engine.advance_to(now, &mut Vec::new());
+        let mut results = Vec::with_capacity(events.len());
+        let mut all_raised = Vec::new();
+        // Duplicates change nothing and are not stored again; refused input is, as the record.
+        let mut stored: Vec<(i64, &DossierEvent)> = Vec::with_capacity(events.len());
+        for event in events {
+            let duplicates = self.engine.duplicates();
+            let mut raised = Vec::new();
+            apply(&mut self.engine, event, &mut raised);
+            let rejected = raised
+                .iter()
+                .find(|r| r.kind() == Kind::Rejected && r.event_id == event.event_id);
+            let (status, reason) = if self.engine.duplicates() > duplicates {
+                (PublishStatus::Duplicate, String::new())
+            } else if let Some(r) = rejected {
+                (PublishStatus::Rejected, r.reason.to_string())
+            } else {
+                (PublishStatus::Accepted, String::new())
+            };
+            if status != PublishStatus::Duplicate {
+                stored.push((now, event));
+            }
+            let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
+            all_raised.extend(wire.iter().cloned());
+            results.push(EventResult {
+                event_id: event.event_id.clone(),
+                status: status as i32,
+                reason,
+                raised: wire,
+            });
+        }
+        self.store.append(&stored, all_raised)?;
+        Ok(results)
+    }
+
+    /// Advances the engine to `now` and stores what fired; returns how many were new.
+    pub(crate) fn tick(&mut self, now: i64) -> anyhow::Result<usize> {
+        let mut raised = Vec::new();
+        self.engine.advance_to(now, &mut raised);
+        if raised.is_empty() {
+            return Ok(0);
+        }
+        self.store_raised(raised)
+    }
+
+    pub(crate) fn timeline(
+        &self,
+        dossier: &str,
+    ) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
+        self.store.timeline(dossier)
+    }
+}

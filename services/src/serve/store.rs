@@ -1,0 +1,120 @@
+//! The embedded node's durable store (redb, one file under the data directory): every
+//! published event in arrival order, every raised event by id, and a per-dossier index.
+//!
+//! redb: a pure-Rust, single-file, ACID embedded database with MVCC reads and durable
+//! commits (fsync before `commit` returns); no C toolchain or server process to manage.
+//! State is not stored: the engine is deterministic, so a restart replays the events and
+//! the raised-event table (keyed by the deterministic ids) suppresses what was already raised.
+
+use std::path::Path;
+
+use dunghan_proto::v1::{DossierEvent, SlaEvent};
+use prost::Message;
+use redb::{Database, ReadableTable, TableDefinition};
+
+/// seq → arrival Unix seconds (8 bytes, big-endian) + the event in protobuf.
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// raised event id → the event in protobuf.
+const RAISED: TableDefinition<&str, &[u8]> = TableDefinition::new("raised");
+/// "dossier\0seq" (seq zero-padded) → seq: a dossier's events in order.
+const BY_DOSSIER: TableDefinition<&str, u64> = TableDefinition::new("dossier_events");
+
+/// The store; cheap to share behind the node's lock.
+#[derive(Debug)]
+pub(crate) struct Store {
+    db: Database,
+    next_seq: u64,
+}
+
+fn dossier_key(dossier: &str, seq: u64) -> String {
+    format!("{dossier}\0{seq:020}")
+}
+
+impl Store {
+    /// Opens (or creates) `dir/dunghan.redb`; returns the stored events in arrival order.
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<(Store, Vec<(i64, DossierEvent)>)> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+        let db = Database::create(dir.join("dunghan.redb"))?;
+        let write = db.begin_write()?;
+        {
+            write.open_table(EVENTS)?;
+            write.open_table(RAISED)?;
+            write.open_table(BY_DOSSIER)?;
+        }
+        write.commit()?;
+        let mut events = Vec::new();
+        let mut next_seq = 0;
+        {
+            let read = db.begin_read()?;
+            let table = read.open_table(EVENTS)?;
+            for entry in table.iter()? {
+                let (seq, value) = entry?;
+                let bytes = value.value();
+                let arrival = i64::from_be_bytes(bytes[..8].try_into()?);
+                events.push((arrival, DossierEvent::decode(&bytes[8..])?));
+                next_seq = seq.value() + 1;
+            }
+        }
+        Ok((Store { db, next_seq }, events))
+    }
+
+    /// Durably appends published events and the events they raised (those whose id is
+    /// already stored are skipped); returns the raised events that were new.
+    pub(crate) fn append(
+        &mut self,
+        events: &[(i64, &DossierEvent)],
+        raised: Vec<SlaEvent>,
+    ) -> anyhow::Result<Vec<SlaEvent>> {
+        let write = self.db.begin_write()?;
+        let mut fresh = Vec::with_capacity(raised.len());
+        let mut seq = self.next_seq;
+        {
+            let mut table = write.open_table(EVENTS)?;
+            let mut index = write.open_table(BY_DOSSIER)?;
+            for (arrival, event) in events {
+                let mut bytes = arrival.to_be_bytes().to_vec();
+                event.encode(&mut bytes)?;
+                table.insert(seq, bytes.as_slice())?;
+                index.insert(dossier_key(&event.dossier_id, seq).as_str(), seq)?;
+                seq += 1;
+            }
+            let mut stored = write.open_table(RAISED)?;
+            for r in raised {
+                if stored.get(r.id.as_str())?.is_none() {
+                    stored.insert(r.id.as_str(), r.encode_to_vec().as_slice())?;
+                    fresh.push(r);
+                }
+            }
+        }
+        write.commit()?;
+        self.next_seq = seq;
+        Ok(fresh)
+    }
+
+    /// A dossier's stored events (arrival order) and raised events (by id).
+    pub(crate) fn timeline(
+        &self,
+        dossier: &str,
+    ) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
+        let read = self.db.begin_read()?;
+        let index = read.open_table(BY_DOSSIER)?;
+        let table = read.open_table(EVENTS)?;
+        let (lo, hi) = (format!("{dossier}\0"), format!("{dossier}\u{1}"));
+        let mut events = Vec::new();
+        for entry in index.range(lo.as_str()..hi.as_str())? {
+            let seq = entry?.1.value();
+            if let Some(value) = table.get(seq)? {
+                events.push(DossierEvent::decode(&value.value()[8..])?);
+            }
+        }
+        // Raised ids start with "dossier:"; ';' is the character after ':'.
+        let raised_table = read.open_table(RAISED)?;
+        let (lo, hi) = (format!("{dossier}:"), format!("{dossier};"));
+        let mut raised = Vec::new();
+        for entry in raised_table.range(lo.as_str()..hi.as_str())? {
+            raised.push(SlaEvent::decode(entry?.1.value())?);
+        }
+        Ok((events, raised))
+    }
+}
