@@ -342,6 +342,19 @@ async fn published_and_raised_events_survive_kill_9_exactly_once() {
         assert!(before.contains(&id.to_owned()), "{id} in {before:?}");
     }
 
+    // The counters moved with the raised events (labels are agencies, fields, departments).
+    let metrics = scrape(&node.metrics, "/metrics");
+    for line in [
+        "dunghan_dossiers_received_total{agency=\"so-vhtt\",channel=\"unspecified\",field=\"Văn hóa\"} 1",
+        "dunghan_apologies_total{department=\"phong-quan-ly-van-hoa\",state=\"required\"} 1",
+        "dunghan_apologies_total{department=\"phong-quan-ly-van-hoa\",state=\"overdue\"} 1",
+        "dunghan_raised_events_total{kind=\"escalation\",level=\"3\"} 1",
+        "dunghan_events_total{reason=\"\",status=\"accepted\"} 2",
+        "dunghan_open_dossiers 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
     // kill -9, then restart on the same data directory.
     drop(node);
     let node = start(&data);
@@ -379,6 +392,19 @@ async fn published_and_raised_events_survive_kill_9_exactly_once() {
     );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(raised_ids(&mut dossiers, "D-1").await, (2, before));
+    // Counters restart at zero and the replay counts nothing twice.
+    let metrics = scrape(&node.metrics, "/metrics");
+    for line in [
+        "dunghan_events_total{reason=\"\",status=\"duplicate\"} 1",
+        "dunghan_events_total{reason=\"unknown_dossier\",status=\"rejected\"} 1",
+        "dunghan_open_dossiers 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("dunghan_dossiers_received_total{"),
+        "{metrics}"
+    );
     let missing = dossiers
         .get_timeline(dunghan_proto::v1::GetTimelineRequest {
             dossier_id: "nope".into(),

@@ -1,33 +1,110 @@
 //! Prometheus metrics of the node: names, a private registry, and the `/metrics` and
 //! `/healthz` HTTP endpoints. Labels are bounded (outcomes, versions), never dossier ids.
 
+use dunghan_proto::v1::{Outcome, SlaEvent, SlaEventKind};
 use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// `ComputeDeadline` calls by result: ok, invalid_argument, not_found.
 pub(crate) const DEADLINE_REQUESTS: &str = "dunghan_deadline_requests_total";
 /// 1, labelled with the version.
 pub(crate) const BUILD_INFO: &str = "dunghan_build_info";
+/// Published events by status (accepted, duplicate, rejected) and reject reason.
+pub(crate) const EVENTS: &str = "dunghan_events_total";
+/// Dossiers received, by agency, procedure field and channel.
+pub(crate) const RECEIVED: &str = "dunghan_dossiers_received_total";
+/// Dossiers finished or ended, by agency, field, channel and outcome
+/// (early, on_time, late; ended for withdrawn, refused or stopped).
+pub(crate) const FINISHED: &str = "dunghan_dossiers_finished_total";
+/// Raised events by kind and level.
+pub(crate) const RAISED: &str = "dunghan_raised_events_total";
+/// Apologies by department and state (required, overdue).
+pub(crate) const APOLOGIES: &str = "dunghan_apologies_total";
+/// Dossiers open (received, not yet returned or ended).
+pub(crate) const OPEN: &str = "dunghan_open_dossiers";
+/// Dossiers with a pending timer.
+pub(crate) const PENDING_TIMERS: &str = "dunghan_pending_timers";
 
 /// The node's metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
     registry: Registry,
     pub(crate) deadline_requests: IntCounterVec,
+    pub(crate) events: IntCounterVec,
+    received: IntCounterVec,
+    finished: IntCounterVec,
+    raised: IntCounterVec,
+    apologies: IntCounterVec,
+    pub(crate) open: IntGauge,
+    pub(crate) pending_timers: IntGauge,
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> anyhow::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> anyhow::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
 }
 
 impl Metrics {
     pub(crate) fn new() -> anyhow::Result<Metrics> {
         let registry = Registry::new();
-        let deadline_requests = IntCounterVec::new(
-            Opts::new(DEADLINE_REQUESTS, "ComputeDeadline calls by result."),
+        let deadline_requests = counter(
+            &registry,
+            DEADLINE_REQUESTS,
+            "ComputeDeadline calls by result.",
             &["result"],
         )?;
+        let events = counter(
+            &registry,
+            EVENTS,
+            "Published events by status and reject reason.",
+            &["status", "reason"],
+        )?;
+        let received = counter(
+            &registry,
+            RECEIVED,
+            "Dossiers received.",
+            &["agency", "field", "channel"],
+        )?;
+        let finished = counter(
+            &registry,
+            FINISHED,
+            "Dossiers finished (by outcome) or ended.",
+            &["agency", "field", "channel", "outcome"],
+        )?;
+        let raised = counter(
+            &registry,
+            RAISED,
+            "Raised SLA events by kind and level.",
+            &["kind", "level"],
+        )?;
+        let apologies = counter(
+            &registry,
+            APOLOGIES,
+            "Apologies required and overdue by department.",
+            &["department", "state"],
+        )?;
+        let open = gauge(
+            &registry,
+            OPEN,
+            "Dossiers received and not yet returned or ended.",
+        )?;
+        let pending_timers = gauge(&registry, PENDING_TIMERS, "Dossiers with a pending timer.")?;
         let build_info = IntGauge::with_opts(
             Opts::new(BUILD_INFO, "Always 1; the version is a label.")
                 .const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
         build_info.set(1);
-        registry.register(Box::new(deadline_requests.clone()))?;
         registry.register(Box::new(build_info))?;
         for result in ["ok", "invalid_argument", "not_found"] {
             deadline_requests.with_label_values(&[result]);
@@ -35,7 +112,57 @@ impl Metrics {
         Ok(Metrics {
             registry,
             deadline_requests,
+            events,
+            received,
+            finished,
+            raised,
+            apologies,
+            open,
+            pending_timers,
         })
+    }
+
+    /// Counts raised events that were stored for the first time (a restart's replay finds
+    /// its events already stored, so nothing is counted twice).
+    pub(crate) fn observe(&self, fresh: &[SlaEvent]) {
+        for r in fresh {
+            let kind = r.kind();
+            let kind_name = kind
+                .as_str_name()
+                .trim_start_matches("SLA_EVENT_KIND_")
+                .to_ascii_lowercase();
+            self.raised
+                .with_label_values(&[kind_name.as_str(), &r.level.to_string()])
+                .inc();
+            let channel = r
+                .channel()
+                .as_str_name()
+                .trim_start_matches("CHANNEL_")
+                .to_ascii_lowercase();
+            let labels = [r.agency_id.as_str(), r.field.as_str(), channel.as_str()];
+            match kind {
+                SlaEventKind::DeadlineComputed => self.received.with_label_values(&labels).inc(),
+                SlaEventKind::Outcome => {
+                    let outcome = match r.outcome() {
+                        Outcome::Early => "early",
+                        Outcome::OnTime => "on_time",
+                        Outcome::Late => "late",
+                        Outcome::Unspecified => "ended",
+                    };
+                    let [a, f, c] = labels;
+                    self.finished.with_label_values(&[a, f, c, outcome]).inc();
+                }
+                SlaEventKind::ApologyRequired => self
+                    .apologies
+                    .with_label_values(&[r.department_id.as_str(), "required"])
+                    .inc(),
+                SlaEventKind::ApologyOverdue => self
+                    .apologies
+                    .with_label_values(&[r.department_id.as_str(), "overdue"])
+                    .inc(),
+                _ => {}
+            }
+        }
     }
 
     /// The registry in the Prometheus text format.

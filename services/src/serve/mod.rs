@@ -61,12 +61,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .or(config.store.data_dir)
         .unwrap_or_else(|| "data".into());
     let engine = Engine::new(catalog.clone(), calendars.clone(), config.engine);
-    let node = node::Node::open(&data_dir, engine)
+    let metrics = metrics::Metrics::new()?;
+    let node = node::Node::open(&data_dir, engine, metrics.clone())
         .map_err(|e| InputError(format!("data directory {}: {e}", data_dir.display())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(catalog, calendars, node, grpc, metrics_addr))
+    runtime.block_on(serve(catalog, calendars, node, metrics, grpc, metrics_addr))
 }
 
 fn parse_addr(what: &str, given: Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
@@ -93,13 +94,13 @@ async fn serve(
     catalog: Catalog,
     calendars: dunghan_calendar::CalendarSet,
     node: node::Node,
+    metrics: metrics::Metrics,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
 ) -> anyhow::Result<()> {
     let node = ingest_api::NodeApi {
         node: Arc::new(Mutex::new(node)),
     };
-    let metrics = metrics::Metrics::new()?;
     let api = deadline_api::DeadlineApi {
         catalog: Arc::new(catalog),
         calendars: Arc::new(calendars),

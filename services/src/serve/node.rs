@@ -9,6 +9,7 @@ use std::path::Path;
 use dunghan_core::{Engine, Kind, Raised};
 use dunghan_proto::v1::{DossierEvent, EventResult, PublishStatus, SlaEvent};
 
+use super::metrics::Metrics;
 use super::store::Store;
 use crate::convert::{to_event, to_sla_event};
 
@@ -17,6 +18,7 @@ use crate::convert::{to_event, to_sla_event};
 pub(crate) struct Node {
     engine: Engine,
     store: Store,
+    metrics: Metrics,
 }
 
 /// The wall clock in Unix seconds (the engine itself never reads a clock).
@@ -43,7 +45,11 @@ fn apply(engine: &mut Engine, event: &DossierEvent, out: &mut Vec<Raised>) {
 
 impl Node {
     /// Opens the store under `data_dir` and rebuilds the engine from the stored events.
-    pub(crate) fn open(data_dir: &Path, mut engine: Engine) -> anyhow::Result<Node> {
+    pub(crate) fn open(
+        data_dir: &Path,
+        mut engine: Engine,
+        metrics: Metrics,
+    ) -> anyhow::Result<Node> {
         let (store, events) = Store::open(data_dir)?;
         let mut raised = Vec::new();
         for (arrival, event) in &events {
@@ -51,7 +57,11 @@ impl Node {
             engine.set_present(*arrival);
             apply(&mut engine, event, &mut raised);
         }
-        let mut node = Node { engine, store };
+        let mut node = Node {
+            engine,
+            store,
+            metrics,
+        };
         let restored = raised.len();
         let fresh = node.store_raised(raised)?;
         tracing::info!(
@@ -66,7 +76,17 @@ impl Node {
 
     fn store_raised(&mut self, raised: Vec<Raised>) -> anyhow::Result<usize> {
         let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
-        Ok(self.store.append(&[], wire)?.len())
+        let fresh = self.store.append(&[], wire)?;
+        self.observe(&fresh);
+        Ok(fresh.len())
+    }
+
+    fn observe(&self, fresh: &[SlaEvent]) {
+        self.metrics.observe(fresh);
+        self.metrics.open.set(self.engine.open_dossiers() as i64);
+        self.metrics
+            .pending_timers
+            .set(self.engine.pending_timers() as i64);
     }
 
     /// Applies and stores a batch; one result per event.
@@ -94,6 +114,12 @@ impl Node {
             if status != PublishStatus::Duplicate {
                 stored.push((now, event));
             }
+            let (label, why) = match (status, rejected.and_then(|r| r.reject_reason)) {
+                (PublishStatus::Rejected, Some(why)) => ("rejected", why.as_str()),
+                (PublishStatus::Duplicate, _) => ("duplicate", ""),
+                _ => ("accepted", ""),
+            };
+            self.metrics.events.with_label_values(&[label, why]).inc();
             let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
             all_raised.extend(wire.iter().cloned());
             results.push(EventResult {
@@ -103,7 +129,8 @@ impl Node {
                 raised: wire,
             });
         }
-        self.store.append(&stored, all_raised)?;
+        let fresh = self.store.append(&stored, all_raised)?;
+        self.observe(&fresh);
         Ok(results)
     }
 
