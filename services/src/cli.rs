@@ -19,8 +19,9 @@ pub(crate) enum Command {
     Calendar(CalendarArgs),
     /// Compute a deadline (the appointment on the receipt slip) and explain it.
     Deadline(DeadlineArgs),
-    /// Run the node: gRPC (deadlines, health, reflection) and Prometheus metrics, until
-    /// SIGTERM or Ctrl-C. Prints one line per listener with its address.
+    /// Run the embedded node until SIGTERM or Ctrl-C: gRPC (deadlines, event ingest,
+    /// dossier timelines, health, reflection), Prometheus metrics, a durable store, timers
+    /// on the wall clock. Prints one line per listener with its address.
     Serve(ServeArgs),
     /// Replay a file of dossier events (JSON lines) through the SLA engine, firing timers by
     /// event time; raised events go to stdout as JSON lines, a summary to stderr.
@@ -29,9 +30,9 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Configuration file (TOML): [catalog] file, [calendar] file, [grpc] listen,
-    /// [metrics] listen, [log] format/level, [engine] thresholds; every key also as
-    /// DUNGHAN__SECTION__KEY (environment beats file, flags beat both).
+    /// Configuration file (TOML): [catalog] file, [calendar] file, [store] data_dir,
+    /// [grpc] listen, [metrics] listen, [log] format/level, [engine] thresholds; every key
+    /// also as DUNGHAN__SECTION__KEY (environment beats file, flags beat both).
     #[arg(long, value_name = "FILE", env = "DUNGHAN_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Procedure catalog file (TOML). Default: the example catalog in deploy/.
