@@ -33,6 +33,11 @@ fn data_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn start(data: &std::path::Path) -> Node {
+    start_with(data, &[]).0
+}
+
+/// Starts a node with extra arguments; also returns the lines printed before the listeners.
+fn start_with(data: &std::path::Path, extra: &[&str]) -> (Node, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
         .args([
             "serve",
@@ -43,6 +48,7 @@ fn start(data: &std::path::Path) -> Node {
         ])
         .arg("--data-dir")
         .arg(data)
+        .args(extra)
         .env_remove("DUNGHAN__CATALOG__FILE")
         .env_remove("DUNGHAN__CALENDAR__FILE")
         .stdout(Stdio::piped())
@@ -51,20 +57,27 @@ fn start(data: &std::path::Path) -> Node {
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = || lines.next().expect("a listener line").unwrap();
-    let grpc = next()
-        .strip_prefix("gRPC listening on ")
-        .expect("gRPC line first")
-        .to_owned();
+    let mut before = Vec::new();
+    let grpc = loop {
+        let line = next();
+        match line.strip_prefix("gRPC listening on ") {
+            Some(addr) => break addr.to_owned(),
+            None => before.push(line),
+        }
+    };
     let metrics = next()
         .strip_prefix("metrics on http://")
         .and_then(|m| m.strip_suffix("/metrics"))
         .expect("metrics line second")
         .to_owned();
-    Node {
-        child,
-        grpc,
-        metrics,
-    }
+    (
+        Node {
+            child,
+            grpc,
+            metrics,
+        },
+        before,
+    )
 }
 
 fn at(text: &str) -> Option<Timestamp> {
@@ -420,6 +433,66 @@ async fn published_and_raised_events_survive_kill_9_exactly_once() {
         .expect_err("oversized batch");
     assert_eq!(too_many.code(), Code::InvalidArgument);
     assert!(too_many.message().contains("1001"), "{too_many:?}");
+    drop(node);
+    std::fs::remove_dir_all(&data).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingesting_a_file_at_start_is_idempotent() {
+    use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
+    let data = data_dir("ingest");
+    std::fs::create_dir_all(&data).unwrap();
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
+    let file = data.join("events.jsonl");
+    let mut lines = std::fs::read_to_string(scenarios.join("ex3-supplement-pause.jsonl")).unwrap();
+    lines.push_str("not an event\n");
+    std::fs::write(&file, lines).unwrap();
+    let catalog = scenarios.join("catalog.toml");
+    let args = [
+        "--ingest",
+        file.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ];
+
+    let (node, printed) = start_with(&data, &args);
+    assert_eq!(printed.len(), 1, "{printed:?}");
+    assert!(
+        printed[0].ends_with(": 4 accepted, 0 duplicates, 1 rejected"),
+        "{printed:?}"
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (events, raised) = raised_ids(&mut DossierServiceClient::new(channel), "D").await;
+    assert_eq!(events, 4);
+    for id in [
+        "D:deadline_computed:-:0",
+        "D:deadline_shifted:-:0:s2",
+        "D:early_result:-:0",
+        "D:outcome:-:0",
+    ] {
+        assert!(raised.contains(&id.to_owned()), "{id} in {raised:?}");
+    }
+    drop(node);
+
+    // The same file again: everything is already there.
+    let (node, printed) = start_with(&data, &args);
+    assert!(
+        printed[0].ends_with(": 0 accepted, 4 duplicates, 1 rejected"),
+        "{printed:?}"
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(
+        raised_ids(&mut DossierServiceClient::new(channel), "D").await,
+        (4, raised)
+    );
     drop(node);
     std::fs::remove_dir_all(&data).ok();
 }

@@ -41,6 +41,10 @@ pub(crate) struct ServeArgs {
     /// Calendar file (TOML). Default: the national calendar.
     #[arg(long, value_name = "FILE", env = "DUNGHAN__CALENDAR__FILE")]
     pub(crate) calendar: Option<PathBuf>,
+    /// Publish a JSON-lines file of DossierEvents at start (idempotent: events already
+    /// stored are duplicates), then serve.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ingest: Option<PathBuf>,
     /// Data directory of the durable store (default ./data).
     #[arg(long, value_name = "DIR", env = "DUNGHAN__STORE__DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,

@@ -62,8 +62,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "data".into());
     let engine = Engine::new(catalog.clone(), calendars.clone(), config.engine);
     let metrics = metrics::Metrics::new()?;
-    let node = node::Node::open(&data_dir, engine, metrics.clone())
+    let mut node = node::Node::open(&data_dir, engine, metrics.clone())
         .map_err(|e| InputError(format!("data directory {}: {e}", data_dir.display())))?;
+    if let Some(file) = &args.ingest {
+        let (accepted, duplicates, rejected) =
+            node.ingest(file).map_err(|e| InputError(e.to_string()))?;
+        println!(
+            "ingested {}: {accepted} accepted, {duplicates} duplicates, {rejected} rejected",
+            file.display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

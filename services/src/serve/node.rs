@@ -144,6 +144,50 @@ impl Node {
         self.store_raised(raised)
     }
 
+    /// Publishes a JSON-lines file of `DossierEvent`s in batches; a line that is not an
+    /// event is refused (REJECTED, stored, with its line number). Returns (accepted,
+    /// duplicates, rejected).
+    pub(crate) fn ingest(&mut self, path: &Path) -> anyhow::Result<(usize, usize, usize)> {
+        use std::io::BufRead;
+        let file = std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot read events file {}: {e}", path.display()))?;
+        let mut counts = (0, 0, 0);
+        let mut batch = Vec::new();
+        let count = |results: Vec<EventResult>, counts: &mut (usize, usize, usize)| {
+            for r in results {
+                match r.status() {
+                    PublishStatus::Accepted => counts.0 += 1,
+                    PublishStatus::Duplicate => counts.1 += 1,
+                    _ => counts.2 += 1,
+                }
+            }
+        };
+        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<DossierEvent>(&line) {
+                Ok(event) => batch.push(event),
+                Err(e) => {
+                    let why = format!("{} line {}: invalid event: {e}", path.display(), n + 1);
+                    let refused = self
+                        .engine
+                        .reject_malformed("", &format!("line-{}", n + 1), why);
+                    self.store_raised(vec![refused])?;
+                    counts.2 += 1;
+                }
+            }
+            if batch.len() == super::ingest_api::MAX_BATCH {
+                let results = self.publish(&std::mem::take(&mut batch))?;
+                count(results, &mut counts);
+            }
+        }
+        let results = self.publish(&batch)?;
+        count(results, &mut counts);
+        Ok(counts)
+    }
+
     pub(crate) fn timeline(
         &self,
         dossier: &str,
