@@ -496,3 +496,93 @@ async fn ingesting_a_file_at_start_is_idempotent() {
     drop(node);
     std::fs::remove_dir_all(&data).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_handlers_watch_raised_events_as_they_are_stored() {
+    use dunghan_proto::v1::dossier_event::Payload;
+    use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
+    use dunghan_proto::v1::sla_service_client::SlaServiceClient;
+    use dunghan_proto::v1::{DossierReceived, PublishRequest, StepStarted, WatchSlaEventsRequest};
+
+    let data = data_dir("watch");
+    let node = start(&data);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut sla = SlaServiceClient::new(channel.clone());
+    let mut by_agency = sla
+        .watch_sla_events(WatchSlaEventsRequest {
+            agency_id: "so-vhtt".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut by_department = sla
+        .watch_sla_events(WatchSlaEventsRequest {
+            department_id: "phong-quan-ly-van-hoa".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = vec![
+        event(
+            "r1",
+            "W-1",
+            "2026-10-05T10:00:00+07:00",
+            Payload::Received(DossierReceived {
+                procedure_code: "2.000488".into(),
+                agency_id: "so-vhtt".into(),
+                ..Default::default()
+            }),
+        ),
+        event(
+            "s1",
+            "W-1",
+            "2026-10-05T10:30:00+07:00",
+            Payload::StepStarted(StepStarted {
+                step_id: "tham-dinh".into(),
+                department_id: "phong-quan-ly-van-hoa".into(),
+                ..Default::default()
+            }),
+        ),
+    ];
+    IngestServiceClient::new(channel)
+        .publish(PublishRequest { events })
+        .await
+        .unwrap();
+
+    // The agency's watcher sees the deadline first, then the timers as they fire.
+    assert_eq!(
+        next_event(&mut by_agency).await.id,
+        "W-1:deadline_computed:-:0"
+    );
+    assert_eq!(
+        next_event(&mut by_agency).await.id,
+        "W-1:warning:tham-dinh:1"
+    );
+    // The department's watcher sees only events naming it (not the dossier's deadline).
+    let first = next_event(&mut by_department).await;
+    assert_eq!(first.id, "W-1:warning:tham-dinh:1");
+    assert_eq!(first.department_id, "phong-quan-ly-van-hoa");
+    assert_eq!(
+        next_event(&mut by_department).await.id,
+        "W-1:escalation:tham-dinh:1"
+    );
+    drop(node);
+    std::fs::remove_dir_all(&data).ok();
+}
+
+/// The next event of a watch stream, within 10 seconds.
+async fn next_event(
+    stream: &mut tonic::Streaming<dunghan_proto::v1::SlaEvent>,
+) -> dunghan_proto::v1::SlaEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .expect("an event within 10 s")
+        .expect("a good stream")
+        .expect("not the end")
+}

@@ -4,8 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use dunghan_proto::v1::{
     dossier_service_server::DossierService, ingest_service_server::IngestService,
-    GetTimelineRequest, PublishRequest, PublishResponse, Timeline,
+    sla_service_server::SlaService, GetTimelineRequest, PublishRequest, PublishResponse, SlaEvent,
+    Timeline, WatchSlaEventsRequest,
 };
+use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::node::Node;
@@ -83,5 +85,56 @@ impl DossierService for NodeApi {
             events,
             raised,
         }))
+    }
+}
+
+/// The stream `WatchSlaEvents` returns.
+type SlaEventStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<SlaEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SlaService for NodeApi {
+    type WatchSlaEventsStream = SlaEventStream;
+
+    async fn watch_sla_events(
+        &self,
+        request: Request<WatchSlaEventsRequest>,
+    ) -> Result<Response<Self::WatchSlaEventsStream>, Status> {
+        let filter = request.into_inner();
+        let mut events = {
+            let node = self
+                .node
+                .lock()
+                .map_err(|_| Status::internal("node lock poisoned"))?;
+            node.watch()
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let item = match events.recv().await {
+                    Ok(e) => {
+                        let wanted = (filter.agency_id.is_empty()
+                            || e.agency_id == filter.agency_id)
+                            && (filter.department_id.is_empty()
+                                || e.department_id == filter.department_id);
+                        if !wanted {
+                            continue;
+                        }
+                        Ok(e)
+                    }
+                    Err(RecvError::Lagged(n)) => Err(Status::resource_exhausted(format!(
+                        "the watcher fell {n} events behind; reconnect"
+                    ))),
+                    Err(RecvError::Closed) => break,
+                };
+                let last = item.is_err();
+                if tx.send(item).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }

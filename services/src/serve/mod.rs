@@ -17,6 +17,7 @@ use dunghan_core::{Catalog, Engine};
 use dunghan_proto::v1::deadline_service_server::DeadlineServiceServer;
 use dunghan_proto::v1::dossier_service_server::DossierServiceServer;
 use dunghan_proto::v1::ingest_service_server::IngestServiceServer;
+use dunghan_proto::v1::sla_service_server::SlaServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -124,6 +125,9 @@ async fn serve(
     health_reporter
         .set_serving::<DossierServiceServer<ingest_api::NodeApi>>()
         .await;
+    health_reporter
+        .set_serving::<SlaServiceServer<ingest_api::NodeApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(dunghan_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -194,6 +198,7 @@ async fn serve(
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
+        .add_service(SlaServiceServer::new(node.clone()))
         .add_service(
             DossierServiceServer::new(node)
                 .max_decoding_message_size(MAX_MESSAGE)

@@ -19,7 +19,12 @@ pub(crate) struct Node {
     engine: Engine,
     store: Store,
     metrics: Metrics,
+    /// Newly stored raised events, for `WatchSlaEvents` subscribers.
+    watchers: tokio::sync::broadcast::Sender<SlaEvent>,
 }
+
+/// How many raised events a slow watcher may fall behind before it is dropped.
+const WATCH_BUFFER: usize = 16_384;
 
 /// The wall clock in Unix seconds (the engine itself never reads a clock).
 pub(crate) fn wall_clock() -> i64 {
@@ -61,6 +66,7 @@ impl Node {
             engine,
             store,
             metrics,
+            watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
         };
         let restored = raised.len();
         let fresh = node.store_raised(raised)?;
@@ -81,8 +87,17 @@ impl Node {
         Ok(fresh.len())
     }
 
+    /// A receiver of the raised events stored from now on.
+    pub(crate) fn watch(&self) -> tokio::sync::broadcast::Receiver<SlaEvent> {
+        self.watchers.subscribe()
+    }
+
     fn observe(&self, fresh: &[SlaEvent]) {
         self.metrics.observe(fresh);
+        for r in fresh {
+            // No subscriber is not an error.
+            let _ = self.watchers.send(r.clone());
+        }
         self.metrics.open.set(self.engine.open_dossiers() as i64);
         self.metrics
             .pending_timers
