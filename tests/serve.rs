@@ -194,6 +194,71 @@ async fn deadlines_health_reflection_metrics_and_shutdown() {
         assert!(status.message().contains(names), "{status:?}");
     }
 
+    // Calendars: a year's special days, an instant, working time added.
+    use dunghan_proto::v1::calendar_service_client::CalendarServiceClient;
+    use dunghan_proto::v1::{AddWorkingTimeRequest, CheckInstantRequest, ListSpecialDaysRequest};
+    let mut calendars = CalendarServiceClient::new(channel.clone());
+    let year = calendars
+        .list_special_days(ListSpecialDaysRequest {
+            year: 2026,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let swapped = year
+        .days
+        .iter()
+        .find(|d| d.date == "2026-01-10")
+        .expect("swapped Saturday");
+    assert!(swapped.working);
+    assert_eq!(swapped.kind, "swapped-workday");
+    assert!(year
+        .days
+        .iter()
+        .any(|d| d.date == "2026-02-17" && !d.working));
+    let check = calendars
+        .check_instant(CheckInstantRequest {
+            at: at("2026-02-18T09:00:00+07:00"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!check.working);
+    assert_eq!(check.next_working, at("2026-02-23T07:30:00+07:00"));
+    assert_eq!(check.day.expect("why").reason, "holiday");
+    let added = calendars
+        .add_working_time(AddWorkingTimeRequest {
+            from: at("2026-02-13T16:20:00+07:00"),
+            amount: Some(Duration {
+                amount: Some(Amount::WorkingHours(24.0)),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(added.result, at("2026-02-25T16:20:00+07:00"));
+    assert_eq!(added.skipped.len(), 9);
+    let refused = calendars
+        .list_special_days(ListSpecialDaysRequest {
+            year: 1800,
+            ..Default::default()
+        })
+        .await
+        .expect_err("out of range");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("year"), "{refused:?}");
+    let refused = calendars
+        .add_working_time(AddWorkingTimeRequest {
+            from: at("2026-02-13T16:20:00+07:00"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no amount");
+    assert!(refused.message().starts_with("amount"), "{refused:?}");
+
     // Standard health service.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let serving = health
@@ -230,6 +295,14 @@ async fn deadlines_health_reflection_metrics_and_shutdown() {
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"dunghan.v1.DeadlineService"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    for service in [
+        "dunghan.v1.CalendarService",
+        "dunghan.v1.IngestService",
+        "dunghan.v1.DossierService",
+        "dunghan.v1.SlaService",
+    ] {
+        assert!(names.contains(&service), "{service} in {names:?}");
+    }
 
     // The counters moved: 2 ok, 3 invalid, 1 not found.
     let metrics = scrape(&node.metrics, "/metrics");

@@ -7,10 +7,11 @@ use dunghan_core::{deadline, Catalog, CoreError, Procedure, StartNote};
 use dunghan_proto::pbjson_types::Timestamp;
 use dunghan_proto::v1::{
     deadline_service_server::DeadlineService, ComputeDeadlineRequest, ComputeDeadlineResponse,
-    SkippedDay, StepDeadline,
+    StepDeadline,
 };
 use tonic::{Request, Response, Status};
 
+use super::calendar_api::skipped_day;
 use super::metrics::Metrics;
 use crate::convert::allotment;
 
@@ -77,16 +78,7 @@ impl DeadlineApi {
         let skipped = cal
             .skipped_between(d.start, d.statutory.max(d.appointment))
             .into_iter()
-            .map(|s| SkippedDay {
-                date: s.date.to_string(),
-                reason: serde_json::to_value(s.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                name: s.name_vi,
-                name_en: s.name_en,
-                whole_day: s.whole_day,
-            })
+            .map(skipped_day)
             .collect();
         let start_rule = match d.start_note {
             StartNote::AsReceived => "as-received",

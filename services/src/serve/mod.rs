@@ -2,6 +2,7 @@
 //! with health and reflection), its Prometheus endpoint, the durable store, a clock tick
 //! that fires timers on the wall clock, and graceful shutdown.
 
+mod calendar_api;
 mod deadline_api;
 mod ingest_api;
 mod metrics;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use dunghan_core::{Catalog, Engine};
+use dunghan_proto::v1::calendar_service_server::CalendarServiceServer;
 use dunghan_proto::v1::deadline_service_server::DeadlineServiceServer;
 use dunghan_proto::v1::dossier_service_server::DossierServiceServer;
 use dunghan_proto::v1::ingest_service_server::IngestServiceServer;
@@ -110,9 +112,13 @@ async fn serve(
     let node = ingest_api::NodeApi {
         node: Arc::new(Mutex::new(node)),
     };
+    let calendars = Arc::new(calendars);
+    let calendar_api = calendar_api::CalendarApi {
+        calendars: calendars.clone(),
+    };
     let api = deadline_api::DeadlineApi {
         catalog: Arc::new(catalog),
-        calendars: Arc::new(calendars),
+        calendars,
         metrics: metrics.clone(),
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -127,6 +133,9 @@ async fn serve(
         .await;
     health_reporter
         .set_serving::<SlaServiceServer<ingest_api::NodeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<CalendarServiceServer<calendar_api::CalendarApi>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(dunghan_proto::FILE_DESCRIPTOR_SET)
@@ -199,6 +208,7 @@ async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE),
         )
         .add_service(SlaServiceServer::new(node.clone()))
+        .add_service(CalendarServiceServer::new(calendar_api))
         .add_service(
             DossierServiceServer::new(node)
                 .max_decoding_message_size(MAX_MESSAGE)

@@ -1,0 +1,141 @@
+//! `CalendarService`: the node's calendars over gRPC (stateless queries).
+
+use std::sync::Arc;
+
+use dunghan_calendar::{Anchor, CalendarSet, Skipped};
+use dunghan_proto::pbjson_types::Timestamp;
+use dunghan_proto::v1::duration::Amount;
+use dunghan_proto::v1::{
+    calendar_service_server::CalendarService, AddWorkingTimeRequest, AddWorkingTimeResponse,
+    CheckInstantRequest, CheckInstantResponse, ListSpecialDaysRequest, ListSpecialDaysResponse,
+    SkippedDay, SpecialDay,
+};
+use tonic::{Request, Response, Status};
+
+/// The service over the node's calendars.
+#[derive(Debug, Clone)]
+pub(crate) struct CalendarApi {
+    pub(crate) calendars: Arc<CalendarSet>,
+}
+
+fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {message}"))
+}
+
+fn instant(field: &str, t: Option<Timestamp>) -> Result<i64, Status> {
+    match t {
+        Some(t) if (0..1_000_000_000).contains(&t.nanos) => Ok(t.seconds),
+        Some(_) => Err(invalid(field, "nanos out of range")),
+        None => Err(invalid(field, "is required")),
+    }
+}
+
+fn timestamp(t: i64) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: t,
+        nanos: 0,
+    })
+}
+
+/// The wire form of a skipped day (shared with `DeadlineService`).
+pub(crate) fn skipped_day(s: Skipped) -> SkippedDay {
+    SkippedDay {
+        date: s.date.to_string(),
+        reason: serde_json::to_value(s.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        name: s.name_vi,
+        name_en: s.name_en,
+        whole_day: s.whole_day,
+    }
+}
+
+impl CalendarApi {
+    fn calendar(&self, office: &str) -> &Arc<dunghan_calendar::Calendar> {
+        self.calendars
+            .for_office((!office.is_empty()).then_some(office))
+    }
+}
+
+#[tonic::async_trait]
+impl CalendarService for CalendarApi {
+    async fn list_special_days(
+        &self,
+        request: Request<ListSpecialDaysRequest>,
+    ) -> Result<Response<ListSpecialDaysResponse>, Status> {
+        let r = request.into_inner();
+        let cal = self.calendar(&r.office_id);
+        let (first, last) = cal.years();
+        if !(first..=last).contains(&r.year) {
+            return Err(invalid(
+                "year",
+                format!("{} is outside {first}–{last}", r.year),
+            ));
+        }
+        let days = cal
+            .special_days(r.year)
+            .into_iter()
+            .map(|d| SpecialDay {
+                date: d.date.to_string(),
+                working: d.working,
+                name: d.name_vi,
+                name_en: d.name_en,
+                kind: d
+                    .kind
+                    .and_then(|k| serde_json::to_value(k).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(ListSpecialDaysResponse {
+            days,
+            calendar: cal.name().to_owned(),
+        }))
+    }
+
+    async fn check_instant(
+        &self,
+        request: Request<CheckInstantRequest>,
+    ) -> Result<Response<CheckInstantResponse>, Status> {
+        let r = request.into_inner();
+        let at = instant("at", r.at)?;
+        let cal = self.calendar(&r.office_id);
+        let working = cal.is_working_ts(at).map_err(|e| invalid("at", e))?;
+        let next = cal.next_working_ts(at).map_err(|e| invalid("at", e))?;
+        Ok(Response::new(CheckInstantResponse {
+            working,
+            next_working: timestamp(next),
+            day: cal.skipped_on(cal.local_date(at)).map(skipped_day),
+        }))
+    }
+
+    async fn add_working_time(
+        &self,
+        request: Request<AddWorkingTimeRequest>,
+    ) -> Result<Response<AddWorkingTimeResponse>, Status> {
+        let r = request.into_inner();
+        let from = instant("from", r.from)?;
+        let cal = self.calendar(&r.office_id);
+        let result = match r.amount.and_then(|d| d.amount) {
+            Some(Amount::WorkingDays(n)) => cal.add_working_days_ts(from, n, Anchor::SameClockTime),
+            Some(Amount::WorkingHours(h)) if h.is_finite() && h.abs() <= 2.0e6 => {
+                cal.add_working_secs(from, (h * 3600.0).round() as i64)
+            }
+            Some(Amount::WorkingHours(h)) => {
+                return Err(invalid("amount", format!("{h} working hours is absurd")))
+            }
+            Some(_) => return Err(invalid("amount", "give working_days or working_hours")),
+            None => return Err(invalid("amount", "is required")),
+        }
+        .map_err(|e| invalid("amount", e))?;
+        Ok(Response::new(AddWorkingTimeResponse {
+            result: timestamp(result),
+            skipped: cal
+                .skipped_between(from.min(result), from.max(result))
+                .into_iter()
+                .map(skipped_day)
+                .collect(),
+        }))
+    }
+}
