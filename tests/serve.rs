@@ -659,3 +659,132 @@ async fn next_event(
         .expect("a good stream")
         .expect("not the end")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_dossiers_are_listed_by_state_and_page() {
+    use dunghan_proto::v1::dossier_event::Payload;
+    use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
+    use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
+    use dunghan_proto::v1::{
+        DossierReceived, DossierState, ListOpenDossiersRequest, PublishRequest, StepStarted,
+    };
+
+    let data = data_dir("open");
+    let node = start(&data);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let received = |id: &str, dossier: &str| {
+        event(
+            id,
+            dossier,
+            "2026-10-05T10:00:00+07:00",
+            Payload::Received(DossierReceived {
+                procedure_code: "2.000488".into(),
+                agency_id: "so-vhtt".into(),
+                ..Default::default()
+            }),
+        )
+    };
+    let events = vec![
+        received("a1", "L-1"),
+        event(
+            "a2",
+            "L-1",
+            "2026-10-05T10:30:00+07:00",
+            Payload::StepStarted(StepStarted {
+                step_id: "tham-dinh".into(),
+                department_id: "phong-quan-ly-van-hoa".into(),
+                ..Default::default()
+            }),
+        ),
+        received("b1", "L-2"),
+        event(
+            "b2",
+            "L-2",
+            "2026-10-06T10:00:00+07:00",
+            Payload::ResultReady(Default::default()),
+        ),
+    ];
+    IngestServiceClient::new(channel.clone())
+        .publish(PublishRequest { events })
+        .await
+        .unwrap();
+    let mut dossiers = DossierServiceClient::new(channel);
+    let list = |request: ListOpenDossiersRequest| {
+        let mut client = dossiers.clone();
+        async move {
+            client
+                .list_open_dossiers(request)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let ids = |r: &dunghan_proto::v1::ListOpenDossiersResponse| {
+        r.dossiers
+            .iter()
+            .map(|d| d.dossier_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let all = list(ListOpenDossiersRequest {
+        agency_id: "so-vhtt".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&all), ["L-1", "L-2"]);
+    let overdue = list(ListOpenDossiersRequest {
+        state: DossierState::Overdue as i32,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        ids(&overdue),
+        ["L-1"],
+        "its deadline (12/10/2026) is long past"
+    );
+    assert_eq!(overdue.dossiers[0].department_id, "phong-quan-ly-van-hoa");
+    let ready = list(ListOpenDossiersRequest {
+        state: DossierState::ResultReady as i32,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&ready), ["L-2"]);
+    let held = list(ListOpenDossiersRequest {
+        department_id: "phong-quan-ly-van-hoa".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&held), ["L-1"]);
+    let first = list(ListOpenDossiersRequest {
+        page_size: 1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (ids(&first), first.next_page_token.as_str()),
+        (vec!["L-1".to_owned()], "L-1")
+    );
+    let second = list(ListOpenDossiersRequest {
+        page_size: 1,
+        page_token: first.next_page_token.clone(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (ids(&second), second.next_page_token.as_str()),
+        (vec!["L-2".to_owned()], "")
+    );
+    let too_big = dossiers
+        .list_open_dossiers(ListOpenDossiersRequest {
+            page_size: 5_000,
+            ..Default::default()
+        })
+        .await
+        .expect_err("page too large");
+    assert_eq!(too_big.code(), Code::InvalidArgument);
+    drop(node);
+    std::fs::remove_dir_all(&data).ok();
+}

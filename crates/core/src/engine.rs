@@ -31,6 +31,33 @@ pub(crate) struct Ended {
     pub(crate) seen: Box<[u64]>,
 }
 
+/// Where an open dossier stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpenState {
+    /// Before the due-soon moment.
+    InTime,
+    /// Within a working day (the apology lead) of its deadline.
+    DueSoon,
+    /// Past its deadline with no result.
+    Overdue,
+    /// The clock is stopped (supplement, fees).
+    Paused,
+    /// The result is ready, not yet returned.
+    ResultReady,
+}
+
+/// One open dossier, as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenDossier {
+    pub dossier_id: Arc<str>,
+    pub agency_id: Arc<str>,
+    /// The department holding it (latest step in progress), or empty.
+    pub department_id: Arc<str>,
+    /// The appointment deadline.
+    pub deadline: i64,
+    pub state: OpenState,
+}
+
 /// A rejection before any state changed: reason and message.
 pub(crate) type Refusal = (RejectReason, String);
 
@@ -99,6 +126,31 @@ impl Engine {
         self.slots.reserve(dossiers);
         self.by_id.reserve(dossiers, &self.slots);
         self.timers.reserve(dossiers);
+    }
+
+    /// Every open dossier and where it stands at `now` (in slot order: callers sort).
+    pub fn open_dossiers_at(&self, now: i64) -> impl Iterator<Item = OpenDossier> + '_ {
+        self.slots.iter().flatten().map(move |d| {
+            let state = if !d.ready_at.is_never() {
+                OpenState::ResultReady
+            } else if d.paused != 0 {
+                OpenState::Paused
+            } else if now >= d.due.get() {
+                OpenState::Overdue
+            } else if now >= d.soon_at.get() {
+                OpenState::DueSoon
+            } else {
+                OpenState::InTime
+            };
+            let holder = d.steps.last().map_or(NONE, |s| s.department);
+            OpenDossier {
+                dossier_id: d.id.clone(),
+                agency_id: self.names.shared(d.agency),
+                department_id: self.names.shared(holder),
+                deadline: d.due.get(),
+                state,
+            }
+        })
     }
 
     /// Duplicate events ignored so far (cheap, unlike [`Engine::stats`]).

@@ -21,7 +21,7 @@ pub mod timer;
 pub use allowed::TimeAllowed;
 pub use config::EngineConfig;
 pub use deadline::{due, effective_start, procedure_deadlines, Deadlines, StartNote, StepDeadline};
-pub use engine::Engine;
+pub use engine::{Engine, OpenDossier, OpenState};
 pub use error::CoreError;
 pub use event::{Channel, Event, Payload, Satisfaction};
 pub use procedure::{Catalog, Procedure, Step, SupplementMode};

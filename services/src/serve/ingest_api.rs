@@ -1,11 +1,13 @@
-//! `IngestService` and `DossierService` over the embedded node.
+//! `IngestService`, `DossierService` and `SlaService` over the embedded node.
 
 use std::sync::{Arc, Mutex};
 
+use dunghan_core::OpenState;
 use dunghan_proto::v1::{
     dossier_service_server::DossierService, ingest_service_server::IngestService,
-    sla_service_server::SlaService, GetTimelineRequest, PublishRequest, PublishResponse, SlaEvent,
-    Timeline, WatchSlaEventsRequest,
+    sla_service_server::SlaService, DossierState, GetTimelineRequest, ListOpenDossiersRequest,
+    ListOpenDossiersResponse, OpenDossier, PublishRequest, PublishResponse, SlaEvent, Timeline,
+    WatchSlaEventsRequest,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
@@ -84,6 +86,70 @@ impl DossierService for NodeApi {
             dossier_id,
             events,
             raised,
+        }))
+    }
+
+    async fn list_open_dossiers(
+        &self,
+        request: Request<ListOpenDossiersRequest>,
+    ) -> Result<Response<ListOpenDossiersResponse>, Status> {
+        let r = request.into_inner();
+        let state = match DossierState::try_from(r.state) {
+            Ok(DossierState::Unspecified) => None,
+            Ok(DossierState::InTime) => Some(OpenState::InTime),
+            Ok(DossierState::DueSoon) => Some(OpenState::DueSoon),
+            Ok(DossierState::Overdue) => Some(OpenState::Overdue),
+            Ok(DossierState::Paused) => Some(OpenState::Paused),
+            Ok(DossierState::ResultReady) => Some(OpenState::ResultReady),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "state: {} is not a state",
+                    r.state
+                )))
+            }
+        };
+        let limit = match r.page_size {
+            0 => 100,
+            n if n <= 1_000 => n as usize,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size: {n} is over 1000"
+                )))
+            }
+        };
+        let (page, more) = {
+            let node = self
+                .node
+                .lock()
+                .map_err(|_| Status::internal("node lock poisoned"))?;
+            node.open_dossiers(&r.agency_id, &r.department_id, state, &r.page_token, limit)
+        };
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => last.dossier_id.to_string(),
+            _ => String::new(),
+        };
+        let dossiers = page
+            .into_iter()
+            .map(|d| OpenDossier {
+                dossier_id: d.dossier_id.to_string(),
+                agency_id: d.agency_id.to_string(),
+                department_id: d.department_id.to_string(),
+                deadline: Some(dunghan_proto::pbjson_types::Timestamp {
+                    seconds: d.deadline,
+                    nanos: 0,
+                }),
+                state: match d.state {
+                    OpenState::InTime => DossierState::InTime,
+                    OpenState::DueSoon => DossierState::DueSoon,
+                    OpenState::Overdue => DossierState::Overdue,
+                    OpenState::Paused => DossierState::Paused,
+                    OpenState::ResultReady => DossierState::ResultReady,
+                } as i32,
+            })
+            .collect();
+        Ok(Response::new(ListOpenDossiersResponse {
+            dossiers,
+            next_page_token,
         }))
     }
 }

@@ -203,6 +203,32 @@ impl Node {
         Ok(counts)
     }
 
+    /// Open dossiers matching the filters, by id, after `after`, at most `limit`, and whether
+    /// more follow.
+    pub(crate) fn open_dossiers(
+        &self,
+        agency: &str,
+        department: &str,
+        state: Option<dunghan_core::OpenState>,
+        after: &str,
+        limit: usize,
+    ) -> (Vec<dunghan_core::OpenDossier>, bool) {
+        let mut matching: Vec<_> = self
+            .engine
+            .open_dossiers_at(wall_clock())
+            .filter(|d| {
+                (agency.is_empty() || &*d.agency_id == agency)
+                    && (department.is_empty() || &*d.department_id == department)
+                    && state.is_none_or(|s| d.state == s)
+                    && &*d.dossier_id > after
+            })
+            .collect();
+        matching.sort_unstable_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
+        let more = matching.len() > limit;
+        matching.truncate(limit);
+        (matching, more)
+    }
+
     pub(crate) fn timeline(
         &self,
         dossier: &str,
