@@ -712,7 +712,7 @@ async fn open_dossiers_are_listed_by_state_and_page() {
         .publish(PublishRequest { events })
         .await
         .unwrap();
-    let mut dossiers = DossierServiceClient::new(channel);
+    let mut dossiers = DossierServiceClient::new(channel.clone());
     let list = |request: ListOpenDossiersRequest| {
         let mut client = dossiers.clone();
         async move {
@@ -777,6 +777,26 @@ async fn open_dossiers_are_listed_by_state_and_page() {
         (ids(&second), second.next_page_token.as_str()),
         (vec!["L-2".to_owned()], "")
     );
+    // Rates for October 2026: L-2 early, L-1 overdue at the month's end.
+    use dunghan_proto::v1::sla_service_client::SlaServiceClient;
+    let rates = SlaServiceClient::new(channel)
+        .get_rates(dunghan_proto::v1::GetRatesRequest {
+            from: at("2026-10-01T00:00:00+07:00"),
+            to: at("2026-11-01T00:00:00+07:00"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let total = rates.total.unwrap();
+    assert_eq!(
+        (total.received, total.early, total.on_time, total.late),
+        (2, 1, 0, 0)
+    );
+    assert_eq!(total.on_time_rate, 1.0);
+    assert_eq!(total.progress_score, 10.0);
+    assert_eq!(rates.rows.len(), 1);
+    assert_eq!(rates.rows[0].key, "so-vhtt");
     let too_big = dossiers
         .list_open_dossiers(ListOpenDossiersRequest {
             page_size: 5_000,

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use dunghan_core::OpenState;
 use dunghan_proto::v1::{
     dossier_service_server::DossierService, ingest_service_server::IngestService,
-    sla_service_server::SlaService, DossierState, GetTimelineRequest, ListOpenDossiersRequest,
-    ListOpenDossiersResponse, OpenDossier, PublishRequest, PublishResponse, SlaEvent, Timeline,
-    WatchSlaEventsRequest,
+    sla_service_server::SlaService, DossierState, GetRatesRequest, GetRatesResponse,
+    GetTimelineRequest, ListOpenDossiersRequest, ListOpenDossiersResponse, OpenDossier,
+    PublishRequest, PublishResponse, RateDimension, SlaEvent, Timeline, WatchSlaEventsRequest,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
@@ -161,6 +161,28 @@ type SlaEventStream =
 #[tonic::async_trait]
 impl SlaService for NodeApi {
     type WatchSlaEventsStream = SlaEventStream;
+
+    async fn get_rates(
+        &self,
+        request: Request<GetRatesRequest>,
+    ) -> Result<Response<GetRatesResponse>, Status> {
+        let r = request.into_inner();
+        let instant = |field: &str, t: Option<dunghan_proto::pbjson_types::Timestamp>| match t {
+            Some(t) => Ok(t.seconds),
+            None => Err(Status::invalid_argument(format!("{field}: is required"))),
+        };
+        let (from, to) = (instant("from", r.from)?, instant("to", r.to)?);
+        if to <= from {
+            return Err(Status::invalid_argument("to: must be after from"));
+        }
+        let by = RateDimension::try_from(r.by)
+            .map_err(|_| Status::invalid_argument(format!("by: {} is not a dimension", r.by)))?;
+        let (rows, total) = self.with_node(move |node| node.rates(from, to, by)).await?;
+        Ok(Response::new(GetRatesResponse {
+            rows,
+            total: Some(total),
+        }))
+    }
 
     async fn watch_sla_events(
         &self,

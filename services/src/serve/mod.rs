@@ -7,6 +7,7 @@ mod deadline_api;
 mod ingest_api;
 mod metrics;
 mod node;
+mod rates;
 mod store;
 
 use std::net::SocketAddr;

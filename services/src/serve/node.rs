@@ -229,6 +229,17 @@ impl Node {
         (matching, more)
     }
 
+    /// Rates over `[from, to)` grouped by `by` (a full scan of the store).
+    pub(crate) fn rates(
+        &self,
+        from: i64,
+        to: i64,
+        by: dunghan_proto::v1::RateDimension,
+    ) -> anyhow::Result<(Vec<dunghan_proto::v1::Rates>, dunghan_proto::v1::Rates)> {
+        let (events, raised) = self.store.scan()?;
+        Ok(super::rates::compute(&events, &raised, from, to, by))
+    }
+
     pub(crate) fn timeline(
         &self,
         dossier: &str,

@@ -92,6 +92,21 @@ impl Store {
         Ok(fresh)
     }
 
+    /// Every stored event with its arrival time, and every raised event (full scans: for
+    /// period reports on an embedded node).
+    pub(crate) fn scan(&self) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
+        let read = self.db.begin_read()?;
+        let mut events = Vec::new();
+        for entry in read.open_table(EVENTS)?.iter()? {
+            events.push(DossierEvent::decode(&entry?.1.value()[8..])?);
+        }
+        let mut raised = Vec::new();
+        for entry in read.open_table(RAISED)?.iter()? {
+            raised.push(SlaEvent::decode(entry?.1.value())?);
+        }
+        Ok((events, raised))
+    }
+
     /// A dossier's stored events (arrival order) and raised events (by id).
     pub(crate) fn timeline(
         &self,
