@@ -707,6 +707,16 @@ async fn open_dossiers_are_listed_by_state_and_page() {
             "2026-10-06T10:00:00+07:00",
             Payload::ResultReady(Default::default()),
         ),
+        event(
+            "b3",
+            "L-2",
+            "2026-10-06T11:00:00+07:00",
+            Payload::CitizenRated(dunghan_proto::v1::CitizenRated {
+                official_id: "cb-7".into(),
+                department_id: "phong-quan-ly-van-hoa".into(),
+                level: dunghan_proto::v1::SatisfactionLevel::Satisfied as i32,
+            }),
+        ),
     ];
     IngestServiceClient::new(channel.clone())
         .publish(PublishRequest { events })
@@ -797,6 +807,16 @@ async fn open_dossiers_are_listed_by_state_and_page() {
     assert_eq!(total.progress_score, 10.0);
     assert_eq!(rates.rows.len(), 1);
     assert_eq!(rates.rows[0].key, "so-vhtt");
+    assert_eq!((total.ratings, total.satisfied), (1, 1));
+    // L-2 took one day of the seven allowed: the 0.25 bucket.
+    let metrics = scrape(&node.metrics, "/metrics");
+    for line in [
+        "dunghan_processing_time_ratio_bucket{le=\"0.25\"} 1",
+        "dunghan_processing_time_ratio_count 1",
+        "dunghan_satisfaction_ratings_total{level=\"satisfied\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
     let too_big = dossiers
         .list_open_dossiers(ListOpenDossiersRequest {
             page_size: 5_000,

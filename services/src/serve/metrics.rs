@@ -2,7 +2,9 @@
 //! `/healthz` HTTP endpoints. Labels are bounded (outcomes, versions), never dossier ids.
 
 use dunghan_proto::v1::{Outcome, SlaEvent, SlaEventKind};
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// `ComputeDeadline` calls by result: ok, invalid_argument, not_found.
 pub(crate) const DEADLINE_REQUESTS: &str = "dunghan_deadline_requests_total";
@@ -23,6 +25,13 @@ pub(crate) const APOLOGIES: &str = "dunghan_apologies_total";
 pub(crate) const OPEN: &str = "dunghan_open_dossiers";
 /// Dossiers with a pending timer.
 pub(crate) const PENDING_TIMERS: &str = "dunghan_pending_timers";
+/// Citizen ratings by level.
+pub(crate) const RATINGS: &str = "dunghan_satisfaction_ratings_total";
+/// Processing time of finished dossiers as a share of the time allowed (receipt to result
+/// over receipt to deadline; above 1 is late).
+pub(crate) const TIME_RATIO: &str = "dunghan_processing_time_ratio";
+/// How late the last clock tick found the earliest due timer, in seconds.
+pub(crate) const TIMER_LAG: &str = "dunghan_timer_lag_seconds";
 
 /// The node's metrics.
 #[derive(Debug, Clone)]
@@ -36,6 +45,9 @@ pub(crate) struct Metrics {
     apologies: IntCounterVec,
     pub(crate) open: IntGauge,
     pub(crate) pending_timers: IntGauge,
+    pub(crate) ratings: IntCounterVec,
+    pub(crate) time_ratio: Histogram,
+    pub(crate) timer_lag: Gauge,
 }
 
 fn counter(
@@ -100,6 +112,20 @@ impl Metrics {
             "Dossiers received and not yet returned or ended.",
         )?;
         let pending_timers = gauge(&registry, PENDING_TIMERS, "Dossiers with a pending timer.")?;
+        let ratings = counter(&registry, RATINGS, "Citizen ratings by level.", &["level"])?;
+        let time_ratio = Histogram::with_opts(
+            HistogramOpts::new(
+                TIME_RATIO,
+                "Processing time over the time allowed, per finished dossier.",
+            )
+            .buckets(vec![0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.5, 2.0, 4.0]),
+        )?;
+        registry.register(Box::new(time_ratio.clone()))?;
+        let timer_lag = Gauge::new(
+            TIMER_LAG,
+            "How late the last tick found the earliest due timer.",
+        )?;
+        registry.register(Box::new(timer_lag.clone()))?;
         let build_info = IntGauge::with_opts(
             Opts::new(BUILD_INFO, "Always 1; the version is a label.")
                 .const_label("version", env!("CARGO_PKG_VERSION")),
@@ -119,6 +145,9 @@ impl Metrics {
             apologies,
             open,
             pending_timers,
+            ratings,
+            time_ratio,
+            timer_lag,
         })
     }
 

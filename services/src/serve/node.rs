@@ -94,6 +94,14 @@ impl Node {
 
     fn observe(&self, fresh: &[SlaEvent]) {
         self.metrics.observe(fresh);
+        for r in fresh
+            .iter()
+            .filter(|r| r.kind() == dunghan_proto::v1::SlaEventKind::Outcome)
+        {
+            if let Some(ratio) = self.time_ratio(r) {
+                self.metrics.time_ratio.observe(ratio);
+            }
+        }
         for r in fresh {
             // No subscriber is not an error.
             let _ = self.watchers.send(r.clone());
@@ -129,6 +137,21 @@ impl Node {
             if status != PublishStatus::Duplicate {
                 stored.push((now, event));
             }
+            if let (
+                PublishStatus::Accepted,
+                Some(dunghan_proto::v1::dossier_event::Payload::CitizenRated(r)),
+            ) = (status, &event.payload)
+            {
+                let level = r
+                    .level()
+                    .as_str_name()
+                    .trim_start_matches("SATISFACTION_LEVEL_")
+                    .to_ascii_lowercase();
+                self.metrics
+                    .ratings
+                    .with_label_values(&[level.as_str()])
+                    .inc();
+            }
             let (label, why) = match (status, rejected.and_then(|r| r.reject_reason)) {
                 (PublishStatus::Rejected, Some(why)) => ("rejected", why.as_str()),
                 (PublishStatus::Duplicate, _) => ("duplicate", ""),
@@ -149,8 +172,30 @@ impl Node {
         Ok(results)
     }
 
+    /// Receipt to result over receipt to deadline, for a finished dossier's OUTCOME.
+    fn time_ratio(&self, outcome: &SlaEvent) -> Option<f64> {
+        if outcome.outcome() == dunghan_proto::v1::Outcome::Unspecified {
+            return None;
+        }
+        let computed = format!("{}:deadline_computed:-:0", outcome.dossier_id);
+        let (_, raised) = self.store.timeline(&outcome.dossier_id).ok()?;
+        let received = raised
+            .iter()
+            .find(|r| r.id == computed)?
+            .raised_at
+            .as_ref()?
+            .seconds;
+        let (done, due) = (
+            outcome.raised_at.as_ref()?.seconds,
+            outcome.deadline.as_ref()?.seconds,
+        );
+        (due > received).then(|| (done - received) as f64 / (due - received) as f64)
+    }
+
     /// Advances the engine to `now` and stores what fired; returns how many were new.
     pub(crate) fn tick(&mut self, now: i64) -> anyhow::Result<usize> {
+        let lag = self.engine.next_timer().map_or(0, |t| (now - t).max(0));
+        self.metrics.timer_lag.set(lag as f64);
         let mut raised = Vec::new();
         self.engine.advance_to(now, &mut raised);
         if raised.is_empty() {
