@@ -18,6 +18,17 @@ struct Node {
     metrics: String,
 }
 
+impl Node {
+    /// A gRPC channel to the node over TCP.
+    async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects over TCP")
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -104,11 +115,7 @@ fn scrape(addr: &str, path: &str) -> String {
 async fn deadlines_health_reflection_metrics_and_shutdown() {
     let data = data_dir("deadlines");
     let mut node = start(&data);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects over TCP");
+    let channel = node.channel().await;
     let mut client = DeadlineServiceClient::new(channel.clone());
 
     // Worked example 1: 3 working days across Tết.
@@ -346,6 +353,34 @@ fn event(
     }
 }
 
+/// The festival licence (2.000488) received on Mon 5/10/2026 at 10:00 by so-vhtt.
+fn received(id: &str, dossier: &str) -> dunghan_proto::v1::DossierEvent {
+    event(
+        id,
+        dossier,
+        "2026-10-05T10:00:00+07:00",
+        dunghan_proto::v1::dossier_event::Payload::Received(dunghan_proto::v1::DossierReceived {
+            procedure_code: "2.000488".into(),
+            agency_id: "so-vhtt".into(),
+            ..Default::default()
+        }),
+    )
+}
+
+/// Its examination step, handed to phong-quan-ly-van-hoa half an hour later.
+fn examination(id: &str, dossier: &str) -> dunghan_proto::v1::DossierEvent {
+    event(
+        id,
+        dossier,
+        "2026-10-05T10:30:00+07:00",
+        dunghan_proto::v1::dossier_event::Payload::StepStarted(dunghan_proto::v1::StepStarted {
+            step_id: "tham-dinh".into(),
+            department_id: "phong-quan-ly-van-hoa".into(),
+            ..Default::default()
+        }),
+    )
+}
+
 async fn raised_ids(
     client: &mut dunghan_proto::v1::dossier_service_client::DossierServiceClient<
         tonic::transport::Channel,
@@ -368,37 +403,15 @@ async fn published_and_raised_events_survive_kill_9_exactly_once() {
     use dunghan_proto::v1::dossier_event::Payload;
     use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
     use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
-    use dunghan_proto::v1::{DossierReceived, PublishRequest, PublishStatus, StepStarted};
+    use dunghan_proto::v1::{PublishRequest, PublishStatus};
 
     let data = data_dir("restart");
     let node = start(&data);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = node.channel().await;
     let mut ingest = IngestServiceClient::new(channel.clone());
     let mut dossiers = DossierServiceClient::new(channel);
-    let received = event(
-        "r1",
-        "D-1",
-        "2026-10-05T10:00:00+07:00",
-        Payload::Received(DossierReceived {
-            procedure_code: "2.000488".into(),
-            agency_id: "so-vhtt".into(),
-            ..Default::default()
-        }),
-    );
-    let step = event(
-        "s1",
-        "D-1",
-        "2026-10-05T10:30:00+07:00",
-        Payload::StepStarted(StepStarted {
-            step_id: "tham-dinh".into(),
-            department_id: "phong-quan-ly-van-hoa".into(),
-            ..Default::default()
-        }),
-    );
+    let received = received("r1", "D-1");
+    let step = examination("s1", "D-1");
     let reply = ingest
         .publish(PublishRequest {
             events: vec![received.clone(), step],
@@ -444,11 +457,7 @@ async fn published_and_raised_events_survive_kill_9_exactly_once() {
     // kill -9, then restart on the same data directory.
     drop(node);
     let node = start(&data);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = node.channel().await;
     let mut ingest = IngestServiceClient::new(channel.clone());
     let mut dossiers = DossierServiceClient::new(channel);
     let (events, after) = raised_ids(&mut dossiers, "D-1").await;
@@ -534,11 +543,7 @@ async fn ingesting_a_file_at_start_is_idempotent() {
         printed[0].ends_with(": 4 accepted, 0 duplicates, 1 rejected"),
         "{printed:?}"
     );
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = node.channel().await;
     let (events, raised) = raised_ids(&mut DossierServiceClient::new(channel), "D").await;
     assert_eq!(events, 4);
     for id in [
@@ -557,11 +562,7 @@ async fn ingesting_a_file_at_start_is_idempotent() {
         printed[0].ends_with(": 0 accepted, 4 duplicates, 1 rejected"),
         "{printed:?}"
     );
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = node.channel().await;
     assert_eq!(
         raised_ids(&mut DossierServiceClient::new(channel), "D").await,
         (4, raised)
@@ -572,18 +573,13 @@ async fn ingesting_a_file_at_start_is_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_handlers_watch_raised_events_as_they_are_stored() {
-    use dunghan_proto::v1::dossier_event::Payload;
     use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
     use dunghan_proto::v1::sla_service_client::SlaServiceClient;
-    use dunghan_proto::v1::{DossierReceived, PublishRequest, StepStarted, WatchSlaEventsRequest};
+    use dunghan_proto::v1::{PublishRequest, WatchSlaEventsRequest};
 
     let data = data_dir("watch");
     let node = start(&data);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = node.channel().await;
     let mut sla = SlaServiceClient::new(channel.clone());
     let mut by_agency = sla
         .watch_sla_events(WatchSlaEventsRequest {
@@ -601,28 +597,7 @@ async fn alert_handlers_watch_raised_events_as_they_are_stored() {
         .await
         .unwrap()
         .into_inner();
-    let events = vec![
-        event(
-            "r1",
-            "W-1",
-            "2026-10-05T10:00:00+07:00",
-            Payload::Received(DossierReceived {
-                procedure_code: "2.000488".into(),
-                agency_id: "so-vhtt".into(),
-                ..Default::default()
-            }),
-        ),
-        event(
-            "s1",
-            "W-1",
-            "2026-10-05T10:30:00+07:00",
-            Payload::StepStarted(StepStarted {
-                step_id: "tham-dinh".into(),
-                department_id: "phong-quan-ly-van-hoa".into(),
-                ..Default::default()
-            }),
-        ),
-    ];
+    let events = vec![received("r1", "W-1"), examination("s1", "W-1")];
     IngestServiceClient::new(channel)
         .publish(PublishRequest { events })
         .await
@@ -665,41 +640,14 @@ async fn open_dossiers_are_listed_by_state_and_page() {
     use dunghan_proto::v1::dossier_event::Payload;
     use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
     use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
-    use dunghan_proto::v1::{
-        DossierReceived, DossierState, ListOpenDossiersRequest, PublishRequest, StepStarted,
-    };
+    use dunghan_proto::v1::{DossierState, ListOpenDossiersRequest, PublishRequest};
 
     let data = data_dir("open");
     let node = start(&data);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", node.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let received = |id: &str, dossier: &str| {
-        event(
-            id,
-            dossier,
-            "2026-10-05T10:00:00+07:00",
-            Payload::Received(DossierReceived {
-                procedure_code: "2.000488".into(),
-                agency_id: "so-vhtt".into(),
-                ..Default::default()
-            }),
-        )
-    };
+    let channel = node.channel().await;
     let events = vec![
         received("a1", "L-1"),
-        event(
-            "a2",
-            "L-1",
-            "2026-10-05T10:30:00+07:00",
-            Payload::StepStarted(StepStarted {
-                step_id: "tham-dinh".into(),
-                department_id: "phong-quan-ly-van-hoa".into(),
-                ..Default::default()
-            }),
-        ),
+        examination("a2", "L-1"),
         received("b1", "L-2"),
         event(
             "b2",
