@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use dunghan_calendar::{Anchor, CalendarSet, Skipped};
-use dunghan_proto::pbjson_types::Timestamp;
 use dunghan_proto::v1::duration::Amount;
 use dunghan_proto::v1::{
     calendar_service_server::CalendarService, AddWorkingTimeRequest, AddWorkingTimeResponse,
@@ -12,29 +11,12 @@ use dunghan_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use super::wire::{instant, invalid, timestamp};
+
 /// The service over the node's calendars.
 #[derive(Debug, Clone)]
 pub(crate) struct CalendarApi {
     pub(crate) calendars: Arc<CalendarSet>,
-}
-
-fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {message}"))
-}
-
-fn instant(field: &str, t: Option<Timestamp>) -> Result<i64, Status> {
-    match t {
-        Some(t) if (0..1_000_000_000).contains(&t.nanos) => Ok(t.seconds),
-        Some(_) => Err(invalid(field, "nanos out of range")),
-        None => Err(invalid(field, "is required")),
-    }
-}
-
-fn timestamp(t: i64) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: t,
-        nanos: 0,
-    })
 }
 
 /// The wire form of a skipped day (shared with `DeadlineService`).

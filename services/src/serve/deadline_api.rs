@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use dunghan_calendar::{Anchor, CalendarSet};
 use dunghan_core::{deadline, Catalog, CoreError, Procedure, StartNote};
-use dunghan_proto::pbjson_types::Timestamp;
 use dunghan_proto::v1::{
     deadline_service_server::DeadlineService, ComputeDeadlineRequest, ComputeDeadlineResponse,
     StepDeadline,
@@ -13,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::calendar_api::skipped_day;
 use super::metrics::Metrics;
+use super::wire::{instant, invalid, timestamp};
 use crate::convert::allotment;
 
 /// The service over the node's catalog and calendars.
@@ -23,31 +23,16 @@ pub(crate) struct DeadlineApi {
     pub(crate) metrics: Metrics,
 }
 
-fn invalid(field: &str, message: &str) -> Status {
-    Status::invalid_argument(format!("{field}: {message}"))
-}
-
-fn timestamp(t: i64) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: t,
-        nanos: 0,
-    })
-}
-
 impl DeadlineApi {
     fn compute(&self, r: ComputeDeadlineRequest) -> Result<ComputeDeadlineResponse, Status> {
-        let received = match r.received_at {
-            Some(t) if (0..1_000_000_000).contains(&t.nanos) => t.seconds,
-            Some(_) => return Err(invalid("received_at", "nanos out of range")),
-            None => return Err(invalid("received_at", "is required")),
-        };
+        let received = instant("received_at", r.received_at)?;
         let office = (!r.office_id.is_empty()).then_some(r.office_id.as_str());
         let cal = self.calendars.for_office(office);
         if cal.worked_until(received).is_err() {
             let (first, last) = cal.years();
             return Err(invalid(
                 "received_at",
-                &format!("is outside the calendar's years {first}–{last}"),
+                format!("is outside the calendar's years {first}–{last}"),
             ));
         }
         let procedure = match (r.procedure_code.as_str(), r.time_allowed) {
@@ -60,9 +45,7 @@ impl DeadlineApi {
             ("", Some(d)) => {
                 let allowed =
                     allotment(d).ok_or_else(|| invalid("time_allowed", "gives no amount"))?;
-                allowed
-                    .validate()
-                    .map_err(|m| invalid("time_allowed", &m))?;
+                allowed.validate().map_err(|m| invalid("time_allowed", m))?;
                 Procedure::ad_hoc(allowed, Anchor::SameClockTime, None)
             }
             (code, _) => match self.catalog.lookup(code, cal.local_date(received)) {
@@ -70,11 +53,11 @@ impl DeadlineApi {
                 Err(e @ (CoreError::UnknownProcedure(_) | CoreError::NotInForce { .. })) => {
                     return Err(Status::not_found(format!("procedure_code: {e}")))
                 }
-                Err(e) => return Err(invalid("procedure_code", &e.to_string())),
+                Err(e) => return Err(invalid("procedure_code", e)),
             },
         };
         let d = deadline::procedure_deadlines(cal, &procedure, received)
-            .map_err(|e| invalid("received_at", &e.to_string()))?;
+            .map_err(|e| invalid("received_at", e))?;
         let skipped = cal
             .skipped_between(d.start, d.statutory.max(d.appointment))
             .into_iter()

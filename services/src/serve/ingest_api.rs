@@ -13,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::node::Node;
+use super::wire::{instant, timestamp};
 
 /// Largest batch one `Publish` takes.
 pub(crate) const MAX_BATCH: usize = 1_000;
@@ -134,10 +135,7 @@ impl DossierService for NodeApi {
                 dossier_id: d.dossier_id.to_string(),
                 agency_id: d.agency_id.to_string(),
                 department_id: d.department_id.to_string(),
-                deadline: Some(dunghan_proto::pbjson_types::Timestamp {
-                    seconds: d.deadline,
-                    nanos: 0,
-                }),
+                deadline: timestamp(d.deadline),
                 state: match d.state {
                     OpenState::InTime => DossierState::InTime,
                     OpenState::DueSoon => DossierState::DueSoon,
@@ -167,10 +165,6 @@ impl SlaService for NodeApi {
         request: Request<GetRatesRequest>,
     ) -> Result<Response<GetRatesResponse>, Status> {
         let r = request.into_inner();
-        let instant = |field: &str, t: Option<dunghan_proto::pbjson_types::Timestamp>| match t {
-            Some(t) => Ok(t.seconds),
-            None => Err(Status::invalid_argument(format!("{field}: is required"))),
-        };
         let (from, to) = (instant("from", r.from)?, instant("to", r.to)?);
         if to <= from {
             return Err(Status::invalid_argument("to: must be after from"));

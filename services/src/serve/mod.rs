@@ -9,6 +9,7 @@ mod metrics;
 mod node;
 mod rates;
 mod store;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
