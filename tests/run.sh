@@ -29,8 +29,10 @@ if ! command -v cargo >/dev/null; then
 fi
 # A C compiler for crates with C parts; protoc comes from the protoc-bin-vendored crate.
 command -v cc >/dev/null || apt_install build-essential
-# The serve tests send SIGTERM with the kill program (not the shell builtin).
+# The serve tests send SIGTERM with the kill program (not the shell builtin), and lint
+# the node's /metrics with promtool (Debian's prometheus package; no daemon is started).
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || apt_install procps
+command -v promtool >/dev/null || apt_install prometheus
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
         rustup component add "$component"

@@ -624,6 +624,31 @@ async fn alert_handlers_watch_raised_events_as_they_are_stored() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// `promtool check metrics` on a scraped response: names, types, units and help are clean.
+fn promtool_check(response: &str) {
+    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; ./tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The next event of a watch stream, within 10 seconds.
 async fn next_event(
     stream: &mut tonic::Streaming<dunghan_proto::v1::SlaEvent>,
@@ -758,6 +783,7 @@ async fn open_dossiers_are_listed_by_state_and_page() {
     assert_eq!((total.ratings, total.satisfied), (1, 1));
     // L-2 took one day of the seven allowed: the 0.25 bucket.
     let metrics = scrape(&node.metrics, "/metrics");
+    promtool_check(&metrics);
     for line in [
         "dunghan_processing_time_ratio_bucket{le=\"0.25\"} 1",
         "dunghan_processing_time_ratio_count 1",
