@@ -17,12 +17,20 @@ fn dir() -> PathBuf {
 }
 
 fn replay(events: &Path) -> (Vec<Value>, String) {
+    replay_with(events, &[], &[])
+}
+
+/// Replays `events` with the scenario catalog and extra arguments and environment; the
+/// replay must succeed. Returns the raised events and the summary.
+fn replay_with(events: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Vec<Value>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
         .args(["replay", "--catalog"])
         .arg(dir().join("catalog.toml"))
         .args(["--now", NOW])
+        .args(extra)
         .arg(events)
         .env_remove("DUNGHAN__CALENDAR__FILE")
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs");
     assert!(
@@ -181,29 +189,11 @@ fn replay_reads_stdin_and_fails_cleanly_on_a_missing_file() {
 
 #[test]
 fn until_fires_the_rules_due_by_then() {
-    let (actual, _) = {
-        let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-            .args([
-                "replay",
-                "--quiet",
-                "--now",
-                NOW,
-                "--until",
-                "2026-03-02T00:00:00+07:00",
-                "--catalog",
-            ])
-            .arg(dir().join("catalog.toml"))
-            .arg(dir().join("ex1-tet.jsonl"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let lines: Vec<Value> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        (lines, ())
-    };
+    let (actual, _) = replay_with(
+        &dir().join("ex1-tet.jsonl"),
+        &["--quiet", "--until", "2026-03-02T00:00:00+07:00"],
+        &[],
+    );
     let ids: Vec<&str> = actual.iter().map(|v| v["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
@@ -224,33 +214,17 @@ fn engine_rules_come_from_the_config_file_and_the_environment() {
     std::fs::create_dir_all(&tmp).unwrap();
     let config = tmp.join("dunghan.toml");
     std::fs::write(&config, "[engine]\nwarning_fraction = 0.5\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-        .args([
-            "replay",
+    let (raised, _) = replay_with(
+        &dir().join("ex1-tet.jsonl"),
+        &[
             "--quiet",
-            "--now",
-            NOW,
             "--until",
             "2026-03-02T00:00:00+07:00",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--catalog")
-        .arg(dir().join("catalog.toml"))
-        .arg(dir().join("ex1-tet.jsonl"))
-        .env("DUNGHAN__ENGINE__APOLOGY_LEAD_DAYS", "2")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[("DUNGHAN__ENGINE__APOLOGY_LEAD_DAYS", "2")],
     );
-    let raised: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let at = |id: &str| {
         let r = raised
             .iter()
