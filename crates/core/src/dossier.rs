@@ -97,6 +97,8 @@ pub(crate) struct Dossier {
     /// Index of the procedure version in the engine.
     pub(crate) procedure: u32,
     pub(crate) agency: u32,
+    /// Interned receiving office (its calendar layer), NONE for the province's.
+    pub(crate) office: u32,
     /// The department at fault: whose step overran first.
     pub(crate) fault: u32,
     /// Working seconds from start to the appointment, at receipt (for the warning share).

@@ -153,6 +153,67 @@ impl Engine {
         })
     }
 
+    /// Switches to new calendars (a closure, a new yearly schedule) at the moment `at`.
+    /// Each open dossier's pending moments keep the working time they had left at `at`,
+    /// counted again on its office's new calendar; a dossier whose deadline moves raises
+    /// `DEADLINE_SHIFTED` (id suffix `cause`). Dossiers with a result are left alone.
+    pub fn replace_calendars(
+        &mut self,
+        calendars: CalendarSet,
+        at: i64,
+        cause: &str,
+        out: &mut Vec<Raised>,
+    ) {
+        let old = std::mem::take(&mut self.calendars);
+        self.calendars = vec![calendars.province().clone()];
+        self.calendar_set = calendars;
+        self.calendar_by_office.clear();
+        for slot in 0..self.slots.len() as u32 {
+            let Some(d) = self.slots[slot as usize].as_ref() else {
+                continue;
+            };
+            let office = self.names.get(d.office).to_owned();
+            let previous = old[d.calendar as usize].clone();
+            let index = self.calendar_for(&office);
+            let new = self.calendars[index as usize].clone();
+            let d = self.slots[slot as usize].as_mut().expect("checked above");
+            d.calendar = index;
+            if !d.ready_at.is_never() {
+                continue;
+            }
+            let before = d.due;
+            let remap = |t: &mut T32| {
+                let x = t.get();
+                if x == NEVER || x <= at {
+                    return;
+                }
+                let left = previous.working_secs_between(at, x).unwrap_or(0);
+                if left > 0 {
+                    if let Ok(moved) = new.add_working_secs(at, left) {
+                        *t = T32::of(moved);
+                    }
+                }
+            };
+            remap(&mut d.due);
+            remap(&mut d.statutory);
+            remap(&mut d.warn_at);
+            remap(&mut d.soon_at);
+            for s in d.steps.iter_mut() {
+                remap(&mut s.due);
+                remap(&mut s.warn_at);
+                remap(&mut s.level2_at);
+            }
+            let moved = d.due != before;
+            self.rearm(slot);
+            if moved {
+                let mut raised = self.raise(slot, Kind::DeadlineShifted, "", NONE, 0, at);
+                raised.id = format!("{}:{cause}", raised.id);
+                raised.reason = Cow::Owned(format!("calendar change {cause}"));
+                out.push(raised);
+            }
+        }
+    }
+
     /// Duplicate events ignored so far (cheap, unlike [`Engine::stats`]).
     pub fn duplicates(&self) -> u64 {
         self.stats.duplicates

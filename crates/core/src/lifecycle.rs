@@ -75,6 +75,11 @@ impl Engine {
             procedure,
             agency: self.names.intern(&agency),
             calendar,
+            office: if office_id.is_empty() {
+                NONE
+            } else {
+                self.names.intern(office_id)
+            },
             channel: *channel,
             fired: 0,
             paused: 0,
