@@ -802,3 +802,129 @@ async fn open_dossiers_are_listed_by_state_and_page() {
     drop(node);
     std::fs::remove_dir_all(&data).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_closure_moves_open_deadlines_and_survives_a_restart() {
+    use dunghan_proto::v1::calendar_service_client::CalendarServiceClient;
+    use dunghan_proto::v1::dossier_event::Payload;
+    use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
+    use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
+    use dunghan_proto::v1::{
+        AddClosureRequest, ComputeDeadlineRequest, DossierReceived, PublishRequest,
+    };
+
+    let data = data_dir("closure");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = data.join("dunghan.toml");
+    std::fs::write(&config, "[admin]\ntoken = \"s3cret\"\n").unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let stamp = |t: i64| {
+        Some(Timestamp {
+            seconds: t,
+            nanos: 0,
+        })
+    };
+    let (node, _) = start_with(&data, &args);
+    let channel = node.channel().await;
+    let received = dunghan_proto::v1::DossierEvent {
+        event_id: "c1".into(),
+        dossier_id: "C-1".into(),
+        occurred_at: stamp(now - 60),
+        payload: Some(Payload::Received(DossierReceived {
+            procedure_code: "2.000488".into(),
+            agency_id: "so-vhtt".into(),
+            ..Default::default()
+        })),
+    };
+    let reply = IngestServiceClient::new(channel.clone())
+        .publish(PublishRequest {
+            events: vec![received],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let before = reply.results[0].raised[0].deadline.unwrap().seconds;
+
+    // A storm closes every office for the next three days.
+    let (from, to) = (now, now + 3 * 86_400);
+    let closure = AddClosureRequest {
+        from: stamp(from),
+        to: stamp(to),
+        reason: "Bão số 13".into(),
+        ..Default::default()
+    };
+    let mut calendars = CalendarServiceClient::new(channel.clone());
+    let mut request = tonic::Request::new(closure.clone());
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer wrong".parse().unwrap());
+    assert_eq!(
+        calendars.add_closure(request).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        calendars
+            .add_closure(closure.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let mut request = tonic::Request::new(closure);
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    let shifted = calendars
+        .add_closure(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .shifted;
+    assert_eq!(shifted.len(), 1, "{shifted:?}");
+    assert_eq!(shifted[0].id, "C-1:deadline_shifted:-:0:closure-1");
+    let after = shifted[0].deadline.unwrap().seconds;
+    assert!(
+        after > before,
+        "the deadline moved later: {before} → {after}"
+    );
+
+    // New deadlines skip the closure: one working day from now ends after it.
+    let deadline_after_closure = |channel: tonic::transport::Channel| async move {
+        DeadlineServiceClient::new(channel)
+            .compute_deadline(ComputeDeadlineRequest {
+                time_allowed: Some(Duration {
+                    amount: Some(Amount::WorkingDays(1.0)),
+                }),
+                received_at: Some(Timestamp {
+                    seconds: now,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .deadline
+            .unwrap()
+            .seconds
+    };
+    assert!(deadline_after_closure(channel.clone()).await > to);
+
+    // After a crash the closure is still there and nothing is raised twice.
+    drop(node);
+    let (node, _) = start_with(&data, &args);
+    let channel = node.channel().await;
+    assert!(deadline_after_closure(channel.clone()).await > to);
+    let (_, ids) = raised_ids(&mut DossierServiceClient::new(channel), "C-1").await;
+    let shifts: Vec<&String> = ids
+        .iter()
+        .filter(|id| id.contains("deadline_shifted"))
+        .collect();
+    assert_eq!(shifts, ["C-1:deadline_shifted:-:0:closure-1"]);
+    drop(node);
+    std::fs::remove_dir_all(&data).ok();
+}

@@ -22,6 +22,14 @@ pub(crate) struct Config {
     pub(crate) grpc: ListenSection,
     pub(crate) metrics: ListenSection,
     pub(crate) log: LogSection,
+    pub(crate) admin: AdminSection,
+}
+
+/// Admin calls (calendar changes) need `authorization: Bearer <token>`; no token, no admin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AdminSection {
+    pub(crate) token: Option<String>,
 }
 
 /// The embedded node's data directory (default `./data`).

@@ -21,6 +21,30 @@ pub(crate) fn load_calendars(path: Option<&Path>) -> anyhow::Result<CalendarSet>
     let Some(path) = path else {
         return Ok(CalendarSet::national());
     };
+    let spec = load_calendar_spec(path)?;
+    spec.build()
+}
+
+/// A calendar file with the yearly schedules it names: what a node rebuilds its calendars
+/// from when an administrator adds a closure.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CalendarSpec {
+    pub(crate) file: CalendarFile,
+    pub(crate) origin: String,
+    pub(crate) schedules: Vec<schedule::YearSchedule>,
+}
+
+impl CalendarSpec {
+    pub(crate) fn build(&self) -> anyhow::Result<CalendarSet> {
+        match CalendarSet::from_file(&self.file, &self.origin, self.schedules.clone()) {
+            Ok(set) => Ok(set),
+            Err(e) => input_error(e.to_string()),
+        }
+    }
+}
+
+/// Reads a calendar file and the schedule files it names (relative to it).
+pub(crate) fn load_calendar_spec(path: &Path) -> anyhow::Result<CalendarSpec> {
     let origin = path.display().to_string();
     let file = CalendarFile::parse(&read(path, "calendar")?, &origin)
         .map_err(|e| InputError(e.to_string()))?;
@@ -33,10 +57,11 @@ pub(crate) fn load_calendars(path: Option<&Path>) -> anyhow::Result<CalendarSet>
             .map_err(|e| InputError(e.to_string()))?;
         schedules.push(parsed);
     }
-    match CalendarSet::from_file(&file, &origin, schedules) {
-        Ok(set) => Ok(set),
-        Err(e) => input_error(e.to_string()),
-    }
+    Ok(CalendarSpec {
+        file,
+        origin,
+        schedules,
+    })
 }
 
 /// The calendar a command works on: `--office`'s own layer (an error if the file has no

@@ -2,21 +2,25 @@
 
 use std::sync::Arc;
 
-use dunghan_calendar::{Anchor, CalendarSet, Skipped};
+use dunghan_calendar::{Anchor, Skipped};
 use dunghan_proto::v1::duration::Amount;
 use dunghan_proto::v1::{
-    calendar_service_server::CalendarService, AddWorkingTimeRequest, AddWorkingTimeResponse,
-    CheckInstantRequest, CheckInstantResponse, ListSpecialDaysRequest, ListSpecialDaysResponse,
-    SkippedDay, SpecialDay,
+    calendar_service_server::CalendarService, AddClosureRequest, AddClosureResponse,
+    AddWorkingTimeRequest, AddWorkingTimeResponse, CheckInstantRequest, CheckInstantResponse,
+    ListSpecialDaysRequest, ListSpecialDaysResponse, SkippedDay, SpecialDay,
 };
 use tonic::{Request, Response, Status};
 
+use super::node::SharedCalendars;
 use super::wire::{instant, invalid, timestamp};
 
 /// The service over the node's calendars.
 #[derive(Debug, Clone)]
 pub(crate) struct CalendarApi {
-    pub(crate) calendars: Arc<CalendarSet>,
+    pub(crate) calendars: SharedCalendars,
+    /// For admin changes: the node and the bearer token (`None`: admin calls disabled).
+    pub(crate) node: std::sync::Arc<std::sync::Mutex<super::node::Node>>,
+    pub(crate) admin_token: Option<String>,
 }
 
 /// The wire form of a skipped day (shared with `DeadlineService`).
@@ -34,20 +38,72 @@ pub(crate) fn skipped_day(s: Skipped) -> SkippedDay {
 }
 
 impl CalendarApi {
-    fn calendar(&self, office: &str) -> &Arc<dunghan_calendar::Calendar> {
-        self.calendars
+    fn calendar(&self, office: &str) -> Result<Arc<dunghan_calendar::Calendar>, Status> {
+        let set = self
+            .calendars
+            .read()
+            .map_err(|_| Status::internal("calendar lock poisoned"))?
+            .clone();
+        Ok(set
             .for_office((!office.is_empty()).then_some(office))
+            .clone())
     }
 }
 
 #[tonic::async_trait]
 impl CalendarService for CalendarApi {
+    async fn add_closure(
+        &self,
+        request: Request<AddClosureRequest>,
+    ) -> Result<Response<AddClosureResponse>, Status> {
+        let Some(token) = &self.admin_token else {
+            return Err(Status::permission_denied(
+                "admin calls are disabled: set [admin] token (DUNGHAN__ADMIN__TOKEN)",
+            ));
+        };
+        let given = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return Err(Status::unauthenticated(
+                "authorization: a valid Bearer token is required",
+            ));
+        }
+        let r = request.into_inner();
+        let (from, to) = (instant("from", r.from)?, instant("to", r.to)?);
+        if to <= from {
+            return Err(invalid("to", "must be after from"));
+        }
+        if r.reason.trim().is_empty() {
+            return Err(invalid("reason", "is required"));
+        }
+        let closure = super::store::ClosureChange {
+            office: r.office_id,
+            from,
+            to,
+            reason: r.reason,
+        };
+        let node = self.node.clone();
+        let shifted = tokio::task::spawn_blocking(move || {
+            let mut guard = node
+                .lock()
+                .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
+            guard.add_closure(closure)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(format!("calendar change: {e}")))?;
+        Ok(Response::new(AddClosureResponse { shifted }))
+    }
+
     async fn list_special_days(
         &self,
         request: Request<ListSpecialDaysRequest>,
     ) -> Result<Response<ListSpecialDaysResponse>, Status> {
         let r = request.into_inner();
-        let cal = self.calendar(&r.office_id);
+        let cal = self.calendar(&r.office_id)?;
         let (first, last) = cal.years();
         if !(first..=last).contains(&r.year) {
             return Err(invalid(
@@ -82,7 +138,7 @@ impl CalendarService for CalendarApi {
     ) -> Result<Response<CheckInstantResponse>, Status> {
         let r = request.into_inner();
         let at = instant("at", r.at)?;
-        let cal = self.calendar(&r.office_id);
+        let cal = self.calendar(&r.office_id)?;
         let working = cal.is_working_ts(at).map_err(|e| invalid("at", e))?;
         let next = cal.next_working_ts(at).map_err(|e| invalid("at", e))?;
         Ok(Response::new(CheckInstantResponse {
@@ -98,7 +154,7 @@ impl CalendarService for CalendarApi {
     ) -> Result<Response<AddWorkingTimeResponse>, Status> {
         let r = request.into_inner();
         let from = instant("from", r.from)?;
-        let cal = self.calendar(&r.office_id);
+        let cal = self.calendar(&r.office_id)?;
         let result = match r.amount.and_then(|d| d.amount) {
             Some(Amount::WorkingDays(n)) => cal.add_working_days_ts(from, n, Anchor::SameClockTime),
             Some(Amount::WorkingHours(h)) if h.is_finite() && h.abs() <= 2.0e6 => {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use dunghan_calendar::{Anchor, CalendarSet};
+use dunghan_calendar::Anchor;
 use dunghan_core::{deadline, Catalog, CoreError, Procedure, StartNote};
 use dunghan_proto::v1::{
     deadline_service_server::DeadlineService, ComputeDeadlineRequest, ComputeDeadlineResponse,
@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::calendar_api::skipped_day;
 use super::metrics::Metrics;
+use super::node::SharedCalendars;
 use super::wire::{instant, invalid, timestamp};
 use crate::convert::allotment;
 
@@ -19,7 +20,7 @@ use crate::convert::allotment;
 #[derive(Debug, Clone)]
 pub(crate) struct DeadlineApi {
     pub(crate) catalog: Arc<Catalog>,
-    pub(crate) calendars: Arc<CalendarSet>,
+    pub(crate) calendars: SharedCalendars,
     pub(crate) metrics: Metrics,
 }
 
@@ -27,7 +28,12 @@ impl DeadlineApi {
     fn compute(&self, r: ComputeDeadlineRequest) -> Result<ComputeDeadlineResponse, Status> {
         let received = instant("received_at", r.received_at)?;
         let office = (!r.office_id.is_empty()).then_some(r.office_id.as_str());
-        let cal = self.calendars.for_office(office);
+        let set = self
+            .calendars
+            .read()
+            .map_err(|_| Status::internal("calendar lock poisoned"))?
+            .clone();
+        let cal = set.for_office(office);
         if cal.worked_until(received).is_err() {
             let (first, last) = cal.years();
             return Err(invalid(

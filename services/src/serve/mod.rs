@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::files::{load_calendars, load_catalog};
+use crate::files::{load_calendar_spec, load_catalog, CalendarSpec};
 use crate::InputError;
 
 /// The example catalog shipped in `deploy/`, so `serve` with no flags already works.
@@ -50,7 +50,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             Catalog::parse(EXAMPLE_CATALOG, "deploy/catalog/procedures.toml")?
         }
     };
-    let calendars = load_calendars(args.calendar.or(config.calendar.file).as_deref())?;
+    let spec = match args.calendar.or(config.calendar.file) {
+        Some(path) => load_calendar_spec(&path)?,
+        None => CalendarSpec::default(),
+    };
+    let calendars = spec.build()?;
+    let shared: node::SharedCalendars =
+        Arc::new(std::sync::RwLock::new(Arc::new(calendars.clone())));
     let grpc: SocketAddr = parse_addr(
         "grpc listen",
         args.grpc_listen.or(config.grpc.listen),
@@ -67,7 +73,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "data".into());
     let engine = Engine::new(catalog.clone(), calendars.clone(), config.engine);
     let metrics = metrics::Metrics::new()?;
-    let mut node = node::Node::open(&data_dir, engine, metrics.clone())
+    let mut node = node::Node::open(&data_dir, engine, metrics.clone(), spec, shared.clone())
         .map_err(|e| InputError(format!("data directory {}: {e}", data_dir.display())))?;
     if let Some(file) = &args.ingest {
         let (accepted, duplicates, rejected) =
@@ -80,7 +86,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(catalog, calendars, node, metrics, grpc, metrics_addr))
+    let admin_token = config.admin.token.filter(|t| !t.is_empty());
+    runtime.block_on(serve(
+        catalog,
+        shared,
+        node,
+        metrics,
+        admin_token,
+        grpc,
+        metrics_addr,
+    ))
 }
 
 fn parse_addr(what: &str, given: Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
@@ -105,18 +120,20 @@ fn init_logging(format: Option<&str>, level: Option<&str>) {
 
 async fn serve(
     catalog: Catalog,
-    calendars: dunghan_calendar::CalendarSet,
+    calendars: node::SharedCalendars,
     node: node::Node,
     metrics: metrics::Metrics,
+    admin_token: Option<String>,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
 ) -> anyhow::Result<()> {
     let node = ingest_api::NodeApi {
         node: Arc::new(Mutex::new(node)),
     };
-    let calendars = Arc::new(calendars);
     let calendar_api = calendar_api::CalendarApi {
         calendars: calendars.clone(),
+        node: node.node.clone(),
+        admin_token,
     };
     let api = deadline_api::DeadlineApi {
         catalog: Arc::new(catalog),

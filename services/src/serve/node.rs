@@ -10,7 +10,13 @@ use dunghan_core::{Engine, Kind, Raised};
 use dunghan_proto::v1::{DossierEvent, EventResult, PublishStatus, SlaEvent};
 
 use super::metrics::Metrics;
-use super::store::Store;
+use super::store::{ClosureChange, Logged, Store};
+use crate::files::CalendarSpec;
+use dunghan_calendar::CalendarSet;
+use std::sync::{Arc, RwLock};
+
+/// The calendars the services read; replaced whole when an administrator changes them.
+pub(crate) type SharedCalendars = Arc<RwLock<Arc<CalendarSet>>>;
 use crate::convert::{to_event, to_sla_event};
 
 /// Engine plus store.
@@ -21,6 +27,10 @@ pub(crate) struct Node {
     metrics: Metrics,
     /// Newly stored raised events, for `WatchSlaEvents` subscribers.
     watchers: tokio::sync::broadcast::Sender<SlaEvent>,
+    /// The calendar file the node was started with, plus the closures added since.
+    spec: CalendarSpec,
+    calendars: SharedCalendars,
+    closures: u64,
 }
 
 /// How many raised events a slow watcher may fall behind before it is dropped.
@@ -52,22 +62,30 @@ impl Node {
     /// Opens the store under `data_dir` and rebuilds the engine from the stored events.
     pub(crate) fn open(
         data_dir: &Path,
-        mut engine: Engine,
+        engine: Engine,
         metrics: Metrics,
+        spec: CalendarSpec,
+        calendars: SharedCalendars,
     ) -> anyhow::Result<Node> {
         let (store, events) = Store::open(data_dir)?;
-        let mut raised = Vec::new();
-        for (arrival, event) in &events {
-            // The same present as when it arrived, so the same decisions.
-            engine.set_present(*arrival);
-            apply(&mut engine, event, &mut raised);
-        }
         let mut node = Node {
             engine,
             store,
             metrics,
             watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
+            spec,
+            calendars,
+            closures: 0,
         };
+        let mut raised = Vec::new();
+        for (arrival, entry) in &events {
+            // The same present as when it arrived, so the same decisions.
+            node.engine.set_present(*arrival);
+            match entry {
+                Logged::Event(event) => apply(&mut node.engine, event, &mut raised),
+                Logged::Closure(closure) => node.close(*arrival, closure, &mut raised)?,
+            }
+        }
         let restored = raised.len();
         let fresh = node.store_raised(raised)?;
         tracing::info!(
@@ -112,10 +130,52 @@ impl Node {
             .set(self.engine.pending_timers() as i64);
     }
 
+    /// Applies a closure to the calendars and the open dossiers (not stored here).
+    fn close(&mut self, at: i64, c: &ClosureChange, out: &mut Vec<Raised>) -> anyhow::Result<()> {
+        let spec = dunghan_calendar::spec::ClosureSpec {
+            from: dunghan_calendar::from_ts(c.from).to_rfc3339(),
+            to: dunghan_calendar::from_ts(c.to).to_rfc3339(),
+            reason: c.reason.clone(),
+        };
+        if c.office.is_empty() {
+            self.spec.file.closure.push(spec);
+        } else {
+            self.spec
+                .file
+                .office
+                .entry(c.office.clone())
+                .or_default()
+                .closure
+                .push(spec);
+        }
+        let set = self.spec.build()?;
+        self.closures += 1;
+        let cause = format!("closure-{}", self.closures);
+        self.engine.replace_calendars(set.clone(), at, &cause, out);
+        *self
+            .calendars
+            .write()
+            .map_err(|_| anyhow::anyhow!("calendar lock poisoned"))? = Arc::new(set);
+        Ok(())
+    }
+
+    /// Adds a closure now: calendars change, open deadlines move (DEADLINE_SHIFTED), and
+    /// the change is stored in the log so a restart replays it. Returns what it raised.
+    pub(crate) fn add_closure(&mut self, closure: ClosureChange) -> anyhow::Result<Vec<SlaEvent>> {
+        let now = wall_clock();
+        self.engine.set_present(now);
+        let mut raised = Vec::new();
+        self.close(now, &closure, &mut raised)?;
+        let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
+        let fresh = self.store.append_closure(now, &closure, wire)?;
+        self.observe(&fresh);
+        Ok(fresh)
+    }
+
     /// Applies and stores a batch; one result per event.
     pub(crate) fn publish(&mut self, events: &[DossierEvent]) -> anyhow::Result<Vec<EventResult>> {
         let now = wall_clock();
-        self.engine.advance_to(now, &mut Vec::new());
+        self.engine.set_present(now);
         let mut results = Vec::with_capacity(events.len());
         let mut all_raised = Vec::new();
         // Duplicates change nothing and are not stored again; refused input is, as the record.

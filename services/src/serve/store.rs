@@ -12,8 +12,38 @@ use dunghan_proto::v1::{DossierEvent, SlaEvent};
 use prost::Message;
 use redb::{Database, ReadableTable, TableDefinition};
 
-/// seq → arrival Unix seconds (8 bytes, big-endian) + the event in protobuf.
+/// seq → arrival Unix seconds (8 bytes, big-endian), a kind byte, then the entry: a
+/// `DossierEvent` in protobuf (kind 0) or a calendar closure in JSON (kind 1). One ordered
+/// log, so a restart replays events and calendar changes in the order they happened.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const KIND_EVENT: u8 = 0;
+const KIND_CLOSURE: u8 = 1;
+
+/// A closure an administrator added (office empty: the whole province).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ClosureChange {
+    pub(crate) office: String,
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+    pub(crate) reason: String,
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone)]
+pub(crate) enum Logged {
+    Event(DossierEvent),
+    Closure(ClosureChange),
+}
+
+fn decode(bytes: &[u8]) -> anyhow::Result<(i64, Logged)> {
+    let arrival = i64::from_be_bytes(bytes[..8].try_into()?);
+    let entry = match bytes[8] {
+        KIND_EVENT => Logged::Event(DossierEvent::decode(&bytes[9..])?),
+        KIND_CLOSURE => Logged::Closure(serde_json::from_slice(&bytes[9..])?),
+        kind => anyhow::bail!("unknown log entry kind {kind}"),
+    };
+    Ok((arrival, entry))
+}
 /// raised event id → the event in protobuf.
 const RAISED: TableDefinition<&str, &[u8]> = TableDefinition::new("raised");
 /// "dossier\0seq" (seq zero-padded) → seq: a dossier's events in order.
@@ -32,7 +62,7 @@ fn dossier_key(dossier: &str, seq: u64) -> String {
 
 impl Store {
     /// Opens (or creates) `dir/dunghan.redb`; returns the stored events in arrival order.
-    pub(crate) fn open(dir: &Path) -> anyhow::Result<(Store, Vec<(i64, DossierEvent)>)> {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<(Store, Vec<(i64, Logged)>)> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
         let db = Database::create(dir.join("dunghan.redb"))?;
@@ -50,9 +80,7 @@ impl Store {
             let table = read.open_table(EVENTS)?;
             for entry in table.iter()? {
                 let (seq, value) = entry?;
-                let bytes = value.value();
-                let arrival = i64::from_be_bytes(bytes[..8].try_into()?);
-                events.push((arrival, DossierEvent::decode(&bytes[8..])?));
+                events.push(decode(value.value())?);
                 next_seq = seq.value() + 1;
             }
         }
@@ -74,6 +102,7 @@ impl Store {
             let mut index = write.open_table(BY_DOSSIER)?;
             for (arrival, event) in events {
                 let mut bytes = arrival.to_be_bytes().to_vec();
+                bytes.push(KIND_EVENT);
                 event.encode(&mut bytes)?;
                 table.insert(seq, bytes.as_slice())?;
                 index.insert(dossier_key(&event.dossier_id, seq).as_str(), seq)?;
@@ -98,13 +127,44 @@ impl Store {
         let read = self.db.begin_read()?;
         let mut events = Vec::new();
         for entry in read.open_table(EVENTS)?.iter()? {
-            events.push(DossierEvent::decode(&entry?.1.value()[8..])?);
+            if let (_, Logged::Event(e)) = decode(entry?.1.value())? {
+                events.push(e);
+            }
         }
         let mut raised = Vec::new();
         for entry in read.open_table(RAISED)?.iter()? {
             raised.push(SlaEvent::decode(entry?.1.value())?);
         }
         Ok((events, raised))
+    }
+
+    /// Durably appends a calendar closure and the events it raised.
+    pub(crate) fn append_closure(
+        &mut self,
+        arrival: i64,
+        closure: &ClosureChange,
+        raised: Vec<SlaEvent>,
+    ) -> anyhow::Result<Vec<SlaEvent>> {
+        let write = self.db.begin_write()?;
+        let mut fresh = Vec::with_capacity(raised.len());
+        {
+            let mut bytes = arrival.to_be_bytes().to_vec();
+            bytes.push(KIND_CLOSURE);
+            bytes.extend(serde_json::to_vec(closure)?);
+            write
+                .open_table(EVENTS)?
+                .insert(self.next_seq, bytes.as_slice())?;
+            let mut stored = write.open_table(RAISED)?;
+            for r in raised {
+                if stored.get(r.id.as_str())?.is_none() {
+                    stored.insert(r.id.as_str(), r.encode_to_vec().as_slice())?;
+                    fresh.push(r);
+                }
+            }
+        }
+        write.commit()?;
+        self.next_seq += 1;
+        Ok(fresh)
     }
 
     /// A dossier's stored events (arrival order) and raised events (by id).
@@ -120,7 +180,9 @@ impl Store {
         for entry in index.range(lo.as_str()..hi.as_str())? {
             let seq = entry?.1.value();
             if let Some(value) = table.get(seq)? {
-                events.push(DossierEvent::decode(&value.value()[8..])?);
+                if let (_, Logged::Event(e)) = decode(value.value())? {
+                    events.push(e);
+                }
             }
         }
         // Raised ids start with "dossier:"; ';' is the character after ':'.
