@@ -450,6 +450,8 @@ async fn published_and_raised_events_survive_kill_9_exactly_once() {
         "dunghan_raised_events_total{kind=\"escalation\",level=\"3\"} 1",
         "dunghan_events_total{reason=\"\",status=\"accepted\"} 2",
         "dunghan_open_dossiers 1",
+        "dunghan_open_dossiers_by_state{state=\"overdue\"} 1",
+        "dunghan_open_dossiers_by_state{state=\"in_time\"} 0",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
@@ -673,6 +675,16 @@ async fn open_dossiers_are_listed_by_state_and_page() {
     let events = vec![
         received("a1", "L-1"),
         examination("a2", "L-1"),
+        event(
+            "a3",
+            "L-1",
+            "2026-10-09T10:00:00+07:00",
+            Payload::ApologyIssued(dunghan_proto::v1::ApologyIssued {
+                department_id: "phong-quan-ly-van-hoa".into(),
+                new_appointment: at("2026-10-16T10:00:00+07:00"),
+                reason: "chờ ý kiến liên ngành".into(),
+            }),
+        ),
         received("b1", "L-2"),
         event(
             "b2",
@@ -788,6 +800,7 @@ async fn open_dossiers_are_listed_by_state_and_page() {
         "dunghan_processing_time_ratio_bucket{le=\"0.25\"} 1",
         "dunghan_processing_time_ratio_count 1",
         "dunghan_satisfaction_ratings_total{level=\"satisfied\"} 1",
+        "dunghan_apologies_total{department=\"phong-quan-ly-van-hoa\",state=\"issued\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }

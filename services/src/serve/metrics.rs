@@ -23,6 +23,9 @@ pub(crate) const RAISED: &str = "dunghan_raised_events_total";
 pub(crate) const APOLOGIES: &str = "dunghan_apologies_total";
 /// Dossiers open (received, not yet returned or ended).
 pub(crate) const OPEN: &str = "dunghan_open_dossiers";
+/// Open dossiers by state (in_time, due_soon, overdue, paused, result_ready), refreshed
+/// on each clock tick.
+pub(crate) const OPEN_BY_STATE: &str = "dunghan_open_dossiers_by_state";
 /// Dossiers with a pending timer.
 pub(crate) const PENDING_TIMERS: &str = "dunghan_pending_timers";
 /// Citizen ratings by level.
@@ -44,6 +47,8 @@ pub(crate) struct Metrics {
     raised: IntCounterVec,
     apologies: IntCounterVec,
     pub(crate) open: IntGauge,
+    pub(crate) open_by_state: prometheus::IntGaugeVec,
+    pub(crate) apologies_issued: IntCounterVec,
     pub(crate) pending_timers: IntGauge,
     pub(crate) ratings: IntCounterVec,
     pub(crate) time_ratio: Histogram,
@@ -112,6 +117,11 @@ impl Metrics {
             "Dossiers received and not yet returned or ended.",
         )?;
         let pending_timers = gauge(&registry, PENDING_TIMERS, "Dossiers with a pending timer.")?;
+        let open_by_state = prometheus::IntGaugeVec::new(
+            Opts::new(OPEN_BY_STATE, "Open dossiers by state."),
+            &["state"],
+        )?;
+        registry.register(Box::new(open_by_state.clone()))?;
         let ratings = counter(&registry, RATINGS, "Citizen ratings by level.", &["level"])?;
         let time_ratio = Histogram::with_opts(
             HistogramOpts::new(
@@ -142,8 +152,10 @@ impl Metrics {
             received,
             finished,
             raised,
-            apologies,
+            apologies: apologies.clone(),
             open,
+            open_by_state,
+            apologies_issued: apologies.clone(),
             pending_timers,
             ratings,
             time_ratio,

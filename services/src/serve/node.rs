@@ -212,6 +212,16 @@ impl Node {
                     .with_label_values(&[level.as_str()])
                     .inc();
             }
+            if let (
+                PublishStatus::Accepted,
+                Some(dunghan_proto::v1::dossier_event::Payload::ApologyIssued(a)),
+            ) = (status, &event.payload)
+            {
+                self.metrics
+                    .apologies_issued
+                    .with_label_values(&[a.department_id.as_str(), "issued"])
+                    .inc();
+            }
             let (label, why) = match (status, rejected.and_then(|r| r.reject_reason)) {
                 (PublishStatus::Rejected, Some(why)) => ("rejected", why.as_str()),
                 (PublishStatus::Duplicate, _) => ("duplicate", ""),
@@ -256,6 +266,19 @@ impl Node {
     pub(crate) fn tick(&mut self, now: i64) -> anyhow::Result<usize> {
         let lag = self.engine.next_timer().map_or(0, |t| (now - t).max(0));
         self.metrics.timer_lag.set(lag as f64);
+        let mut by_state = [0i64; 5];
+        for d in self.engine.open_dossiers_at(now) {
+            by_state[d.state as usize] += 1;
+        }
+        for (state, n) in ["in_time", "due_soon", "overdue", "paused", "result_ready"]
+            .iter()
+            .zip(by_state)
+        {
+            self.metrics
+                .open_by_state
+                .with_label_values(&[state])
+                .set(n);
+        }
         let mut raised = Vec::new();
         self.engine.advance_to(now, &mut raised);
         if raised.is_empty() {
