@@ -266,6 +266,34 @@ async fn deadlines_health_reflection_metrics_and_shutdown() {
         .expect_err("no amount");
     assert!(refused.message().starts_with("amount"), "{refused:?}");
 
+    let refused = calendars
+        .check_instant(CheckInstantRequest::default())
+        .await
+        .expect_err("no instant");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("at:"), "{refused:?}");
+    use dunghan_proto::v1::sla_service_client::SlaServiceClient;
+    use dunghan_proto::v1::GetRatesRequest;
+    let mut sla = SlaServiceClient::new(channel.clone());
+    let refused = sla
+        .get_rates(GetRatesRequest {
+            to: at("2026-11-01T00:00:00+07:00"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no from");
+    assert!(refused.message().starts_with("from:"), "{refused:?}");
+    let refused = sla
+        .get_rates(GetRatesRequest {
+            from: at("2026-11-01T00:00:00+07:00"),
+            to: at("2026-10-01T00:00:00+07:00"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("backwards period");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("to:"), "{refused:?}");
+
     // Standard health service.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let serving = health
