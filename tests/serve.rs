@@ -195,6 +195,17 @@ async fn deadlines_health_reflection_metrics_and_shutdown() {
             "9.999",
         ),
     ];
+    let bad_timestamp = ComputeDeadlineRequest {
+        procedure_code: "2.000488".into(),
+        received_at: Some(Timestamp {
+            seconds: 1_759_633_200,
+            nanos: 2_000_000_000,
+        }),
+        ..Default::default()
+    };
+    let bad = bad
+        .into_iter()
+        .chain([(bad_timestamp, Code::InvalidArgument, "received_at")]);
     for (request, code, names) in bad {
         let status = client.compute_deadline(request).await.expect_err("refused");
         assert_eq!(status.code(), code, "{status:?}");
@@ -343,7 +354,7 @@ async fn deadlines_health_reflection_metrics_and_shutdown() {
     let metrics = scrape(&node.metrics, "/metrics");
     for line in [
         "dunghan_deadline_requests_total{result=\"ok\"} 2",
-        "dunghan_deadline_requests_total{result=\"invalid_argument\"} 3",
+        "dunghan_deadline_requests_total{result=\"invalid_argument\"} 4",
         "dunghan_deadline_requests_total{result=\"not_found\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
@@ -955,17 +966,91 @@ async fn an_admin_closure_moves_open_deadlines_and_survives_a_restart() {
     };
     assert!(deadline_after_closure(channel.clone()).await > to);
 
-    // After a crash the closure is still there and nothing is raised twice.
+    // A year's schedule (admin): the first weekday after the closure becomes a day off.
+    use chrono::{Datelike, Weekday};
+    use dunghan_proto::v1::{CheckInstantRequest, SetYearScheduleRequest};
+    let vn = chrono::FixedOffset::east_opt(7 * 3600).unwrap();
+    let mut day = chrono::DateTime::from_timestamp(to + 86_400, 0)
+        .unwrap()
+        .with_timezone(&vn)
+        .date_naive();
+    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+        day = day.succ_opt().unwrap();
+    }
+    let schedule = format!(
+        "year = {}\nsource = \"test\"\n[[day]]\ndate = {day}\nkind = \"day-off\"\nname_vi = \"Nghỉ thử\"\nname_en = \"Test day off\"\n",
+        day.year()
+    );
+    let nine = day
+        .and_hms_opt(9, 0, 0)
+        .unwrap()
+        .and_local_timezone(vn)
+        .unwrap()
+        .timestamp();
+    let is_off = |channel: tonic::transport::Channel| async move {
+        let check = CalendarServiceClient::new(channel)
+            .check_instant(CheckInstantRequest {
+                at: Some(Timestamp {
+                    seconds: nine,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        !check.working
+            && check
+                .day
+                .is_some_and(|d| d.reason == "day-off" && d.name == "Nghỉ thử")
+    };
+    assert!(!is_off(channel.clone()).await);
+    let unauthorised = calendars
+        .set_year_schedule(SetYearScheduleRequest {
+            toml: schedule.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unauthorised.code(), Code::Unauthenticated);
+    let mut request = tonic::Request::new(SetYearScheduleRequest {
+        toml: "year = 1".into(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    let bad = calendars.set_year_schedule(request).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("toml:"), "{bad:?}");
+    let mut request = tonic::Request::new(SetYearScheduleRequest { toml: schedule });
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    calendars.set_year_schedule(request).await.unwrap();
+    assert!(is_off(channel.clone()).await);
+
+    // After a crash the closure and the schedule are still there, nothing raised twice.
     drop(node);
     let (node, _) = start_with(&data, &args);
     let channel = node.channel().await;
     assert!(deadline_after_closure(channel.clone()).await > to);
+    assert!(is_off(channel.clone()).await);
     let (_, ids) = raised_ids(&mut DossierServiceClient::new(channel), "C-1").await;
     let shifts: Vec<&String> = ids
         .iter()
         .filter(|id| id.contains("deadline_shifted"))
         .collect();
-    assert_eq!(shifts, ["C-1:deadline_shifted:-:0:closure-1"]);
+    assert!(
+        shifts.contains(&&"C-1:deadline_shifted:-:0:closure-1".to_owned()),
+        "{shifts:?}"
+    );
+    let mut unique = shifts.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        shifts.len(),
+        "no shift stored twice: {shifts:?}"
+    );
     drop(node);
     std::fs::remove_dir_all(&data).ok();
 }

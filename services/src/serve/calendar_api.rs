@@ -1,4 +1,5 @@
-//! `CalendarService`: the node's calendars over gRPC (stateless queries).
+//! `CalendarService`: the node's calendars over gRPC: queries, and admin changes (closures,
+//! yearly schedules) that move open deadlines.
 
 use std::sync::Arc;
 
@@ -7,7 +8,8 @@ use dunghan_proto::v1::duration::Amount;
 use dunghan_proto::v1::{
     calendar_service_server::CalendarService, AddClosureRequest, AddClosureResponse,
     AddWorkingTimeRequest, AddWorkingTimeResponse, CheckInstantRequest, CheckInstantResponse,
-    ListSpecialDaysRequest, ListSpecialDaysResponse, SkippedDay, SpecialDay,
+    ListSpecialDaysRequest, ListSpecialDaysResponse, SetYearScheduleRequest, SkippedDay, SlaEvent,
+    SpecialDay,
 };
 use tonic::{Request, Response, Status};
 
@@ -38,6 +40,42 @@ pub(crate) fn skipped_day(s: Skipped) -> SkippedDay {
 }
 
 impl CalendarApi {
+    /// Admin calls need `authorization: Bearer <[admin] token>`.
+    fn authorize(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let Some(token) = &self.admin_token else {
+            return Err(Status::permission_denied(
+                "admin calls are disabled: set [admin] token (DUNGHAN__ADMIN__TOKEN)",
+            ));
+        };
+        let given = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return Err(Status::unauthenticated(
+                "authorization: a valid Bearer token is required",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs a calendar change on the node, off the async threads.
+    async fn change(
+        &self,
+        f: impl FnOnce(&mut super::node::Node) -> anyhow::Result<Vec<SlaEvent>> + Send + 'static,
+    ) -> Result<Vec<SlaEvent>, Status> {
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = node
+                .lock()
+                .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(format!("calendar change: {e}")))
+    }
+
     fn calendar(&self, office: &str) -> Result<Arc<dunghan_calendar::Calendar>, Status> {
         let set = self
             .calendars
@@ -56,21 +94,7 @@ impl CalendarService for CalendarApi {
         &self,
         request: Request<AddClosureRequest>,
     ) -> Result<Response<AddClosureResponse>, Status> {
-        let Some(token) = &self.admin_token else {
-            return Err(Status::permission_denied(
-                "admin calls are disabled: set [admin] token (DUNGHAN__ADMIN__TOKEN)",
-            ));
-        };
-        let given = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return Err(Status::unauthenticated(
-                "authorization: a valid Bearer token is required",
-            ));
-        }
+        self.authorize(request.metadata())?;
         let r = request.into_inner();
         let (from, to) = (instant("from", r.from)?, instant("to", r.to)?);
         if to <= from {
@@ -85,16 +109,18 @@ impl CalendarService for CalendarApi {
             to,
             reason: r.reason,
         };
-        let node = self.node.clone();
-        let shifted = tokio::task::spawn_blocking(move || {
-            let mut guard = node
-                .lock()
-                .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
-            guard.add_closure(closure)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(format!("calendar change: {e}")))?;
+        let shifted = self.change(move |node| node.add_closure(closure)).await?;
+        Ok(Response::new(AddClosureResponse { shifted }))
+    }
+
+    async fn set_year_schedule(
+        &self,
+        request: Request<SetYearScheduleRequest>,
+    ) -> Result<Response<AddClosureResponse>, Status> {
+        self.authorize(request.metadata())?;
+        let text = request.into_inner().toml;
+        dunghan_calendar::schedule::parse(&text, "toml").map_err(|e| invalid("toml", e))?;
+        let shifted = self.change(move |node| node.set_schedule(text)).await?;
         Ok(Response::new(AddClosureResponse { shifted }))
     }
 

@@ -30,7 +30,8 @@ pub(crate) struct Node {
     /// The calendar file the node was started with, plus the closures added since.
     spec: CalendarSpec,
     calendars: SharedCalendars,
-    closures: u64,
+    /// Calendar changes applied so far (numbers the DEADLINE_SHIFTED causes).
+    changes: u64,
 }
 
 /// How many raised events a slow watcher may fall behind before it is dropped.
@@ -75,7 +76,7 @@ impl Node {
             watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
             spec,
             calendars,
-            closures: 0,
+            changes: 0,
         };
         let mut raised = Vec::new();
         for (arrival, entry) in &events {
@@ -84,6 +85,7 @@ impl Node {
             match entry {
                 Logged::Event(event) => apply(&mut node.engine, event, &mut raised),
                 Logged::Closure(closure) => node.close(*arrival, closure, &mut raised)?,
+                Logged::Schedule(text) => node.schedule(*arrival, text, &mut raised)?,
             }
         }
         let restored = raised.len();
@@ -148,10 +150,25 @@ impl Node {
                 .closure
                 .push(spec);
         }
+        self.changes += 1;
+        let cause = format!("closure-{}", self.changes);
+        self.rebuild(at, &cause, out)
+    }
+
+    /// Applies a yearly schedule (TOML) to the calendars and the open dossiers.
+    fn schedule(&mut self, at: i64, text: &str, out: &mut Vec<Raised>) -> anyhow::Result<()> {
+        let schedule = dunghan_calendar::schedule::parse(text, "SetYearSchedule")?;
+        let year = schedule.year;
+        self.spec.schedules.push(schedule);
+        self.changes += 1;
+        let cause = format!("schedule-{year}-{}", self.changes);
+        self.rebuild(at, &cause, out)
+    }
+
+    /// Rebuilds the calendars from the spec and moves open deadlines accordingly.
+    fn rebuild(&mut self, at: i64, cause: &str, out: &mut Vec<Raised>) -> anyhow::Result<()> {
         let set = self.spec.build()?;
-        self.closures += 1;
-        let cause = format!("closure-{}", self.closures);
-        self.engine.replace_calendars(set.clone(), at, &cause, out);
+        self.engine.replace_calendars(set.clone(), at, cause, out);
         *self
             .calendars
             .write()
@@ -162,12 +179,26 @@ impl Node {
     /// Adds a closure now: calendars change, open deadlines move (DEADLINE_SHIFTED), and
     /// the change is stored in the log so a restart replays it. Returns what it raised.
     pub(crate) fn add_closure(&mut self, closure: ClosureChange) -> anyhow::Result<Vec<SlaEvent>> {
+        self.change(Logged::Closure(closure))
+    }
+
+    /// Sets a year's schedule now (TOML text, validated first), like [`Node::add_closure`].
+    pub(crate) fn set_schedule(&mut self, text: String) -> anyhow::Result<Vec<SlaEvent>> {
+        dunghan_calendar::schedule::parse(&text, "toml")?;
+        self.change(Logged::Schedule(text))
+    }
+
+    fn change(&mut self, change: Logged) -> anyhow::Result<Vec<SlaEvent>> {
         let now = wall_clock();
         self.engine.set_present(now);
         let mut raised = Vec::new();
-        self.close(now, &closure, &mut raised)?;
+        match &change {
+            Logged::Closure(c) => self.close(now, c, &mut raised)?,
+            Logged::Schedule(text) => self.schedule(now, text, &mut raised)?,
+            Logged::Event(_) => anyhow::bail!("not a calendar change"),
+        }
         let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
-        let fresh = self.store.append_closure(now, &closure, wire)?;
+        let fresh = self.store.append_change(now, &change, wire)?;
         self.observe(&fresh);
         Ok(fresh)
     }

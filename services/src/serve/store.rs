@@ -18,6 +18,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const KIND_EVENT: u8 = 0;
 const KIND_CLOSURE: u8 = 1;
+const KIND_SCHEDULE: u8 = 2;
 
 /// A closure an administrator added (office empty: the whole province).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +34,8 @@ pub(crate) struct ClosureChange {
 pub(crate) enum Logged {
     Event(DossierEvent),
     Closure(ClosureChange),
+    /// A yearly schedule's TOML text.
+    Schedule(String),
 }
 
 fn decode(bytes: &[u8]) -> anyhow::Result<(i64, Logged)> {
@@ -40,6 +43,7 @@ fn decode(bytes: &[u8]) -> anyhow::Result<(i64, Logged)> {
     let entry = match bytes[8] {
         KIND_EVENT => Logged::Event(DossierEvent::decode(&bytes[9..])?),
         KIND_CLOSURE => Logged::Closure(serde_json::from_slice(&bytes[9..])?),
+        KIND_SCHEDULE => Logged::Schedule(String::from_utf8(bytes[9..].to_vec())?),
         kind => anyhow::bail!("unknown log entry kind {kind}"),
     };
     Ok((arrival, entry))
@@ -138,19 +142,28 @@ impl Store {
         Ok((events, raised))
     }
 
-    /// Durably appends a calendar closure and the events it raised.
-    pub(crate) fn append_closure(
+    /// Durably appends a calendar change (closure or schedule) and the events it raised.
+    pub(crate) fn append_change(
         &mut self,
         arrival: i64,
-        closure: &ClosureChange,
+        change: &Logged,
         raised: Vec<SlaEvent>,
     ) -> anyhow::Result<Vec<SlaEvent>> {
         let write = self.db.begin_write()?;
         let mut fresh = Vec::with_capacity(raised.len());
         {
             let mut bytes = arrival.to_be_bytes().to_vec();
-            bytes.push(KIND_CLOSURE);
-            bytes.extend(serde_json::to_vec(closure)?);
+            match change {
+                Logged::Closure(c) => {
+                    bytes.push(KIND_CLOSURE);
+                    bytes.extend(serde_json::to_vec(c)?);
+                }
+                Logged::Schedule(text) => {
+                    bytes.push(KIND_SCHEDULE);
+                    bytes.extend(text.as_bytes());
+                }
+                Logged::Event(_) => anyhow::bail!("events are appended with `append`"),
+            }
             write
                 .open_table(EVENTS)?
                 .insert(self.next_seq, bytes.as_slice())?;
