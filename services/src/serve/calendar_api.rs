@@ -8,7 +8,7 @@ use dunghan_proto::v1::duration::Amount;
 use dunghan_proto::v1::{
     calendar_service_server::CalendarService, AddClosureRequest, AddClosureResponse,
     AddWorkingTimeRequest, AddWorkingTimeResponse, CheckInstantRequest, CheckInstantResponse,
-    ListSpecialDaysRequest, ListSpecialDaysResponse, SetYearScheduleRequest, SkippedDay, SlaEvent,
+    ListSpecialDaysRequest, ListSpecialDaysResponse, SetYearScheduleRequest, SkippedDay,
     SpecialDay,
 };
 use tonic::{Request, Response, Status};
@@ -59,23 +59,6 @@ impl CalendarApi {
         Ok(())
     }
 
-    /// Runs a calendar change on the node, off the async threads.
-    async fn change(
-        &self,
-        f: impl FnOnce(&mut super::node::Node) -> anyhow::Result<Vec<SlaEvent>> + Send + 'static,
-    ) -> Result<Vec<SlaEvent>, Status> {
-        let node = self.node.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = node
-                .lock()
-                .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(format!("calendar change: {e}")))
-    }
-
     fn calendar(&self, office: &str) -> Result<Arc<dunghan_calendar::Calendar>, Status> {
         let set = self
             .calendars
@@ -109,7 +92,8 @@ impl CalendarService for CalendarApi {
             to,
             reason: r.reason,
         };
-        let shifted = self.change(move |node| node.add_closure(closure)).await?;
+        let shifted =
+            super::node::run_on(&self.node, move |node| node.add_closure(closure)).await?;
         Ok(Response::new(AddClosureResponse { shifted }))
     }
 
@@ -120,7 +104,7 @@ impl CalendarService for CalendarApi {
         self.authorize(request.metadata())?;
         let text = request.into_inner().toml;
         dunghan_calendar::schedule::parse(&text, "toml").map_err(|e| invalid("toml", e))?;
-        let shifted = self.change(move |node| node.set_schedule(text)).await?;
+        let shifted = super::node::run_on(&self.node, move |node| node.set_schedule(text)).await?;
         Ok(Response::new(AddClosureResponse { shifted }))
     }
 

@@ -24,27 +24,12 @@ pub(crate) struct NodeApi {
     pub(crate) node: Arc<Mutex<Node>>,
 }
 
-fn internal(e: anyhow::Error) -> Status {
-    tracing::error!(error = %e, "store failure");
-    Status::internal(format!("store: {e}"))
-}
-
 impl NodeApi {
-    /// Runs `f` on the node off the async threads (store commits wait for the disk).
     async fn with_node<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Node) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        let node = self.node.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = node
-                .lock()
-                .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(internal)
+        super::node::run_on(&self.node, f).await
     }
 }
 

@@ -196,19 +196,9 @@ async fn serve(
                 _ = every.tick() => {}
                 _ = tick_stop.wait_for(|stop| *stop) => break,
             }
-            let node = ticking.clone();
-            let fired = tokio::task::spawn_blocking(move || {
-                let mut guard = node
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
-                guard.tick(node::wall_clock())
-            })
-            .await;
-            match fired {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::debug!(raised = n, "timers fired"),
-                Ok(Err(e)) => tracing::error!(error = %e, "clock tick failed"),
-                Err(e) => tracing::error!(error = %e, "clock tick panicked"),
+            // A failure is logged by run_on; the next tick tries again.
+            if let Ok(n @ 1..) = node::run_on(&ticking, |n| n.tick(node::wall_clock())).await {
+                tracing::debug!(raised = n, "timers fired");
             }
         }
     });

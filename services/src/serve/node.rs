@@ -59,6 +59,27 @@ fn apply(engine: &mut Engine, event: &DossierEvent, out: &mut Vec<Raised>) {
     }
 }
 
+/// Runs `f` on the shared node off the async threads (store commits wait for the disk);
+/// a failure is logged and becomes `INTERNAL`.
+pub(crate) async fn run_on<T: Send + 'static>(
+    node: &Arc<std::sync::Mutex<Node>>,
+    f: impl FnOnce(&mut Node) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, tonic::Status> {
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = node
+            .lock()
+            .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| tonic::Status::internal(e.to_string()))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "node failure");
+        tonic::Status::internal(format!("node: {e}"))
+    })
+}
+
 impl Node {
     /// Opens the store under `data_dir` and rebuilds the engine from the stored events.
     pub(crate) fn open(

@@ -60,6 +60,22 @@ pub(crate) struct Store {
     next_seq: u64,
 }
 
+/// Stores the raised events whose id is not stored yet; returns those.
+fn store_new(
+    write: &redb::WriteTransaction,
+    raised: Vec<SlaEvent>,
+) -> anyhow::Result<Vec<SlaEvent>> {
+    let mut stored = write.open_table(RAISED)?;
+    let mut fresh = Vec::with_capacity(raised.len());
+    for r in raised {
+        if stored.get(r.id.as_str())?.is_none() {
+            stored.insert(r.id.as_str(), r.encode_to_vec().as_slice())?;
+            fresh.push(r);
+        }
+    }
+    Ok(fresh)
+}
+
 fn dossier_key(dossier: &str, seq: u64) -> String {
     format!("{dossier}\0{seq:020}")
 }
@@ -99,7 +115,7 @@ impl Store {
         raised: Vec<SlaEvent>,
     ) -> anyhow::Result<Vec<SlaEvent>> {
         let write = self.db.begin_write()?;
-        let mut fresh = Vec::with_capacity(raised.len());
+        let fresh;
         let mut seq = self.next_seq;
         {
             let mut table = write.open_table(EVENTS)?;
@@ -112,13 +128,7 @@ impl Store {
                 index.insert(dossier_key(&event.dossier_id, seq).as_str(), seq)?;
                 seq += 1;
             }
-            let mut stored = write.open_table(RAISED)?;
-            for r in raised {
-                if stored.get(r.id.as_str())?.is_none() {
-                    stored.insert(r.id.as_str(), r.encode_to_vec().as_slice())?;
-                    fresh.push(r);
-                }
-            }
+            fresh = store_new(&write, raised)?;
         }
         write.commit()?;
         self.next_seq = seq;
@@ -150,7 +160,7 @@ impl Store {
         raised: Vec<SlaEvent>,
     ) -> anyhow::Result<Vec<SlaEvent>> {
         let write = self.db.begin_write()?;
-        let mut fresh = Vec::with_capacity(raised.len());
+        let fresh;
         {
             let mut bytes = arrival.to_be_bytes().to_vec();
             match change {
@@ -167,13 +177,7 @@ impl Store {
             write
                 .open_table(EVENTS)?
                 .insert(self.next_seq, bytes.as_slice())?;
-            let mut stored = write.open_table(RAISED)?;
-            for r in raised {
-                if stored.get(r.id.as_str())?.is_none() {
-                    stored.insert(r.id.as_str(), r.encode_to_vec().as_slice())?;
-                    fresh.push(r);
-                }
-            }
+            fresh = store_new(&write, raised)?;
         }
         write.commit()?;
         self.next_seq += 1;
