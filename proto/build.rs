@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "dunghan/v1/events.proto",
     "dunghan/v1/deadline.proto",
     "dunghan/v1/ingest.proto",
+    "dunghan/v1/runtime.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -57,6 +57,12 @@ pub(crate) struct ServeArgs {
     /// Log format on stderr: text (default) or json.
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub(crate) log_format: Option<String>,
+    /// Kafka mode: bootstrap brokers (host:port,…). The instance joins the consumer group
+    /// [kafka] group_id, reads dunghan.dossier-events and writes dunghan.sla-events,
+    /// dunghan.changelog and dunghan.dead-letter (topics created if missing); the data
+    /// directory is not used. Without it, the embedded node runs.
+    #[arg(long, value_name = "HOSTS", env = "DUNGHAN__KAFKA__BROKERS")]
+    pub(crate) kafka_brokers: Option<String>,
 }
 
 #[derive(Debug, Args)]

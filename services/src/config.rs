@@ -23,6 +23,92 @@ pub(crate) struct Config {
     pub(crate) metrics: ListenSection,
     pub(crate) log: LogSection,
     pub(crate) admin: AdminSection,
+    /// Kafka mode (a consumer group) when `brokers` is set; embedded otherwise.
+    pub(crate) kafka: KafkaSection,
+    /// The other instances, for queries that fan out or go to a partition's owner.
+    pub(crate) cluster: ClusterSection,
+}
+
+/// `[kafka]`: brokers, group, topic names and how topics are created.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct KafkaSection {
+    /// `host:port[,host:port…]`; unset = embedded mode.
+    pub(crate) brokers: Option<String>,
+    pub(crate) group_id: String,
+    /// Input: dossier events keyed by dossier id (protobuf or proto3 JSON).
+    pub(crate) input_topic: String,
+    /// Output: raised SLA events, written to the input's partition number.
+    pub(crate) output_topic: String,
+    /// Compacted state: each dossier's applied history and each partition's checkpoint.
+    pub(crate) changelog_topic: String,
+    /// Input that could not be decoded or was refused, with the reason in headers.
+    pub(crate) dead_letter_topic: String,
+    /// Partitions of topics created at start (every topic gets the same count).
+    pub(crate) partitions: i32,
+    pub(crate) replication_factor: i32,
+    /// `protobuf` (default) or `json` for raised events.
+    pub(crate) output_format: String,
+    /// How often (ms) a partition's work is made durable and its offset committed.
+    pub(crate) checkpoint_interval_ms: u64,
+    /// Extra librdkafka properties (security.protocol, sasl.*, …), applied to every client.
+    pub(crate) properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> KafkaSection {
+        KafkaSection {
+            brokers: None,
+            group_id: "dunghan".into(),
+            input_topic: "dunghan.dossier-events".into(),
+            output_topic: "dunghan.sla-events".into(),
+            changelog_topic: "dunghan.changelog".into(),
+            dead_letter_topic: "dunghan.dead-letter".into(),
+            partitions: 6,
+            replication_factor: 1,
+            output_format: "protobuf".into(),
+            checkpoint_interval_ms: 200,
+            properties: Default::default(),
+        }
+    }
+}
+
+/// `[cluster]`: this instance's gRPC address as the others reach it, and theirs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ClusterSection {
+    /// Default: the gRPC listen address.
+    pub(crate) advertise: Option<String>,
+    /// `host:port` of every instance (this one may be listed too), as a list or a
+    /// comma-separated string (`DUNGHAN__CLUSTER__PEERS=a:50051,b:50051`).
+    pub(crate) peers: Peers,
+}
+
+/// A list of addresses, written as a TOML array or one comma-separated string.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "PeersForm")]
+pub(crate) struct Peers(pub(crate) Vec<String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PeersForm {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl From<PeersForm> for Peers {
+    fn from(form: PeersForm) -> Peers {
+        let list = match form {
+            PeersForm::List(list) => list,
+            PeersForm::Text(text) => text.split(',').map(str::to_owned).collect(),
+        };
+        Peers(
+            list.into_iter()
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )
+    }
 }
 
 /// Admin calls (calendar changes) need `authorization: Bearer <token>`; no token, no admin.
@@ -121,6 +207,23 @@ impl Config {
         {
             return Err(format!(
                 "{origin}: [log] format `{f}` is not one of text, json"
+            ));
+        }
+        let k = &config.kafka;
+        if !["protobuf", "json"].contains(&k.output_format.as_str()) {
+            return Err(format!(
+                "{origin}: [kafka] output_format `{}` is not one of protobuf, json",
+                k.output_format
+            ));
+        }
+        if !(1..=10_000).contains(&k.partitions) || !(1..=16).contains(&k.replication_factor) {
+            return Err(format!(
+                "{origin}: [kafka] partitions must be 1–10000 and replication_factor 1–16"
+            ));
+        }
+        if !(10..=600_000).contains(&k.checkpoint_interval_ms) {
+            return Err(format!(
+                "{origin}: [kafka] checkpoint_interval_ms must be 10–600000"
             ));
         }
         if let Some(dir) = file.and_then(Path::parent) {

@@ -8,6 +8,7 @@ mod config;
 mod convert;
 mod files;
 mod format;
+mod kafka;
 mod serve;
 
 use std::process::ExitCode;

@@ -81,6 +81,8 @@ pub struct Engine {
     by_id: DossierIndex,
     ended: HashMap<Arc<str>, Ended>,
     ended_order: VecDeque<(i64, Arc<str>)>,
+    /// Forgotten ended dossiers not yet taken, when tracked.
+    forgotten: Option<Vec<Arc<str>>>,
     timers: TimerIndex,
     /// The engine's clock: the latest of the event times seen and the times advanced to.
     clock: i64,
@@ -112,6 +114,7 @@ impl Engine {
             by_id: DossierIndex::default(),
             ended: HashMap::default(),
             ended_order: VecDeque::new(),
+            forgotten: None,
             timers: TimerIndex::new(),
             clock: NEVER,
             present: NEVER,
@@ -368,6 +371,17 @@ impl Engine {
         self.present = self.present.max(now);
     }
 
+    /// The present future timestamps are judged against.
+    pub fn present(&self) -> i64 {
+        self.present
+    }
+
+    /// Sets the present exactly, even backwards: a runtime restoring a dossier re-applies
+    /// each of its events against the present it was first judged against.
+    pub fn restore_present(&mut self, now: i64) {
+        self.present = now;
+    }
+
     /// Advances the clock to `now` (live: the wall clock, which also becomes the present),
     /// firing every rule whose moment is at or before it.
     pub fn advance_to(&mut self, now: i64, out: &mut Vec<Raised>) {
@@ -383,7 +397,38 @@ impl Engine {
             }
             let (_, id) = self.ended_order.pop_front().expect("front exists");
             self.ended.remove(&id);
+            if let Some(forgotten) = &mut self.forgotten {
+                forgotten.push(id);
+            }
         }
+    }
+
+    /// Fires the rules of one dossier due at or before `upto` (nothing if it is not open),
+    /// without moving the engine's clock. A runtime that restores a dossier from its own
+    /// event history uses it to reproduce the stream-time advances the dossier saw live.
+    pub fn advance_dossier(&mut self, dossier_id: &str, upto: i64, out: &mut Vec<Raised>) {
+        if let Some(slot) = self.by_id.get(dossier_id, &self.slots) {
+            self.fire_dossier(slot, upto, out);
+        }
+    }
+
+    /// Whether the engine holds a dossier: open, or ended and still remembered.
+    pub fn knows(&self, dossier_id: &str) -> bool {
+        self.by_id.get(dossier_id, &self.slots).is_some() || self.ended.contains_key(dossier_id)
+    }
+
+    /// Starts recording the ids of ended dossiers the engine forgets (after
+    /// `retain_ended_secs`), for [`Engine::take_forgotten`]; off by default.
+    pub fn track_forgotten(&mut self) {
+        self.forgotten = Some(Vec::new());
+    }
+
+    /// The dossiers forgotten since the last call (empty unless tracking is on).
+    pub fn take_forgotten(&mut self) -> Vec<Arc<str>> {
+        self.forgotten
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Records input that could not be decoded into an event (bad JSON or protobuf, missing

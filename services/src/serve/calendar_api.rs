@@ -20,9 +20,24 @@ use super::wire::{instant, invalid, timestamp};
 #[derive(Debug, Clone)]
 pub(crate) struct CalendarApi {
     pub(crate) calendars: SharedCalendars,
-    /// For admin changes: the node and the bearer token (`None`: admin calls disabled).
-    pub(crate) node: std::sync::Arc<std::sync::Mutex<super::node::Node>>,
+    /// For admin changes: the embedded node (`None` in Kafka mode, where a change must
+    /// reach every partition's owner and is not supported yet) and the bearer token
+    /// (`None`: admin calls disabled).
+    pub(crate) node: Option<std::sync::Arc<std::sync::Mutex<super::node::Node>>>,
     pub(crate) admin_token: Option<String>,
+}
+
+impl CalendarApi {
+    /// The embedded node, for calendar changes.
+    fn embedded(&self) -> Result<&std::sync::Arc<std::sync::Mutex<super::node::Node>>, Status> {
+        self.node.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "calendar changes are not supported in Kafka mode yet: change the calendar \
+                 file and restart the instances (restored dossiers are counted on the new \
+                 calendar, without DEADLINE_SHIFTED events)",
+            )
+        })
+    }
 }
 
 /// The wire form of a skipped day (shared with `DeadlineService`).
@@ -93,7 +108,7 @@ impl CalendarService for CalendarApi {
             reason: r.reason,
         };
         let shifted =
-            super::node::run_on(&self.node, move |node| node.add_closure(closure)).await?;
+            super::node::run_on(self.embedded()?, move |node| node.add_closure(closure)).await?;
         Ok(Response::new(AddClosureResponse { shifted }))
     }
 
@@ -104,7 +119,8 @@ impl CalendarService for CalendarApi {
         self.authorize(request.metadata())?;
         let text = request.into_inner().toml;
         dunghan_calendar::schedule::parse(&text, "toml").map_err(|e| invalid("toml", e))?;
-        let shifted = super::node::run_on(&self.node, move |node| node.set_schedule(text)).await?;
+        let shifted =
+            super::node::run_on(self.embedded()?, move |node| node.set_schedule(text)).await?;
         Ok(Response::new(AddClosureResponse { shifted }))
     }
 

@@ -1,4 +1,5 @@
-//! `IngestService`, `DossierService` and `SlaService` over the embedded node.
+//! `IngestService`, `DossierService` and `SlaService` over the embedded node or a
+//! Kafka-mode instance (which also asks its peers: see `cluster`).
 
 use std::sync::{Arc, Mutex};
 
@@ -12,25 +13,44 @@ use dunghan_proto::v1::{
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
+use super::cluster::{forwarded, Peers};
 use super::node::Node;
 use super::wire::{instant, timestamp};
+use crate::kafka::KafkaNode;
 
 /// Largest batch one `Publish` takes.
 pub(crate) const MAX_BATCH: usize = 1_000;
 
-/// Both services share the node.
+/// Where the services' answers come from.
 #[derive(Debug, Clone)]
-pub(crate) struct NodeApi {
-    pub(crate) node: Arc<Mutex<Node>>,
+pub(crate) enum Backend {
+    /// The embedded node (engine + durable store).
+    Embedded(Arc<Mutex<Node>>),
+    /// A Kafka-mode instance: the partitions it owns.
+    Kafka(Arc<KafkaNode>),
 }
 
-impl NodeApi {
-    async fn with_node<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Node) -> anyhow::Result<T> + Send + 'static,
-    ) -> Result<T, Status> {
-        super::node::run_on(&self.node, f).await
-    }
+/// The three services share the backend.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeApi {
+    pub(crate) backend: Backend,
+    /// Other instances (Kafka mode), asked when this one does not hold the answer.
+    pub(crate) peers: Peers,
+}
+
+/// Runs blocking work on the Kafka node off the async threads.
+async fn on_kafka<T: Send + 'static>(
+    node: &Arc<KafkaNode>,
+    f: impl FnOnce(&KafkaNode) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || f(&node))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "query failure");
+            Status::internal(format!("node: {e}"))
+        })
 }
 
 #[tonic::async_trait]
@@ -46,7 +66,12 @@ impl IngestService for NodeApi {
                 events.len()
             )));
         }
-        let results = self.with_node(move |node| node.publish(&events)).await?;
+        let results = match &self.backend {
+            Backend::Embedded(node) => {
+                super::node::run_on(node, move |node| node.publish(&events)).await?
+            }
+            Backend::Kafka(node) => node.publish(events).await,
+        };
         Ok(Response::new(PublishResponse { results }))
     }
 }
@@ -57,12 +82,21 @@ impl DossierService for NodeApi {
         &self,
         request: Request<GetTimelineRequest>,
     ) -> Result<Response<Timeline>, Status> {
+        let local_only = forwarded(&request);
         let dossier_id = request.into_inner().dossier_id;
         if dossier_id.is_empty() {
             return Err(Status::invalid_argument("dossier_id: is required"));
         }
         let id = dossier_id.clone();
-        let (events, raised) = self.with_node(move |node| node.timeline(&id)).await?;
+        let (events, raised) = match &self.backend {
+            Backend::Embedded(node) => super::node::run_on(node, move |n| n.timeline(&id)).await?,
+            Backend::Kafka(node) => on_kafka(node, move |n| n.timeline(&id)).await?,
+        };
+        if events.is_empty() && !local_only {
+            if let Some(timeline) = self.peers.timeline(&dossier_id).await {
+                return Ok(Response::new(timeline));
+            }
+        }
         if events.is_empty() {
             return Err(Status::not_found(format!(
                 "dossier_id: no dossier `{dossier_id}`"
@@ -79,6 +113,7 @@ impl DossierService for NodeApi {
         &self,
         request: Request<ListOpenDossiersRequest>,
     ) -> Result<Response<ListOpenDossiersResponse>, Status> {
+        let local_only = forwarded(&request);
         let r = request.into_inner();
         let state = match DossierState::try_from(r.state) {
             Ok(DossierState::Unspecified) => None,
@@ -103,18 +138,16 @@ impl DossierService for NodeApi {
                 )))
             }
         };
-        let (page, more) = {
-            let node = self
-                .node
+        let (page, more) = match &self.backend {
+            Backend::Embedded(node) => node
                 .lock()
-                .map_err(|_| Status::internal("node lock poisoned"))?;
-            node.open_dossiers(&r.agency_id, &r.department_id, state, &r.page_token, limit)
+                .map_err(|_| Status::internal("node lock poisoned"))?
+                .open_dossiers(&r.agency_id, &r.department_id, state, &r.page_token, limit),
+            Backend::Kafka(node) => {
+                node.open_dossiers(&r.agency_id, &r.department_id, state, &r.page_token, limit)
+            }
         };
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => last.dossier_id.to_string(),
-            _ => String::new(),
-        };
-        let dossiers = page
+        let mut dossiers: Vec<OpenDossier> = page
             .into_iter()
             .map(|d| OpenDossier {
                 dossier_id: d.dossier_id.to_string(),
@@ -130,6 +163,21 @@ impl DossierService for NodeApi {
                 } as i32,
             })
             .collect();
+        let mut more = more;
+        if !local_only && !self.peers.is_empty() {
+            // Each peer's first page after the token; the merged first `limit` are exact.
+            for peer in self.peers.open_dossiers(&r).await {
+                more |= !peer.next_page_token.is_empty();
+                dossiers.extend(peer.dossiers);
+            }
+            dossiers.sort_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
+            more |= dossiers.len() > limit;
+            dossiers.truncate(limit);
+        }
+        let next_page_token = match (more, dossiers.last()) {
+            (true, Some(last)) => last.dossier_id.clone(),
+            _ => String::new(),
+        };
         Ok(Response::new(ListOpenDossiersResponse {
             dossiers,
             next_page_token,
@@ -149,6 +197,7 @@ impl SlaService for NodeApi {
         &self,
         request: Request<GetRatesRequest>,
     ) -> Result<Response<GetRatesResponse>, Status> {
+        let local_only = forwarded(&request);
         let r = request.into_inner();
         let (from, to) = (instant("from", r.from)?, instant("to", r.to)?);
         if to <= from {
@@ -156,7 +205,20 @@ impl SlaService for NodeApi {
         }
         let by = RateDimension::try_from(r.by)
             .map_err(|_| Status::invalid_argument(format!("by: {} is not a dimension", r.by)))?;
-        let (rows, total) = self.with_node(move |node| node.rates(from, to, by)).await?;
+        let mut local = match &self.backend {
+            Backend::Embedded(node) => {
+                super::node::run_on(node, move |n| n.rates(from, to, by)).await?
+            }
+            Backend::Kafka(node) => on_kafka(node, move |n| n.rates(from, to, by)).await?,
+        };
+        if !local_only && !self.peers.is_empty() {
+            let mut parts = vec![local];
+            for peer in self.peers.rates(&r).await {
+                parts.push((peer.rows, peer.total.unwrap_or_default()));
+            }
+            local = super::rates::merge(parts);
+        }
+        let (rows, total) = local;
         Ok(Response::new(GetRatesResponse {
             rows,
             total: Some(total),
@@ -168,12 +230,12 @@ impl SlaService for NodeApi {
         request: Request<WatchSlaEventsRequest>,
     ) -> Result<Response<Self::WatchSlaEventsStream>, Status> {
         let filter = request.into_inner();
-        let mut events = {
-            let node = self
-                .node
+        let mut events = match &self.backend {
+            Backend::Embedded(node) => node
                 .lock()
-                .map_err(|_| Status::internal("node lock poisoned"))?;
-            node.watch()
+                .map_err(|_| Status::internal("node lock poisoned"))?
+                .watch(),
+            Backend::Kafka(node) => node.shared.watchers.subscribe(),
         };
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {

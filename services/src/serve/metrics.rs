@@ -1,7 +1,11 @@
 //! Prometheus metrics of the node: names, a private registry, and the `/metrics` and
 //! `/healthz` HTTP endpoints. Labels are bounded (outcomes, versions), never dossier ids.
 
-use dunghan_proto::v1::{Outcome, SlaEvent, SlaEventKind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dunghan_proto::v1::dossier_event::Payload;
+use dunghan_proto::v1::{DossierEvent, Outcome, PublishStatus, SlaEvent, SlaEventKind};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -206,6 +210,47 @@ impl Metrics {
         }
     }
 
+    /// The registry, for metrics defined elsewhere (the Kafka runtime's).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts one input event by status (`reason`: the reject reason code, or empty), and
+    /// for an accepted rating or apology, the rating or issued apology.
+    pub(crate) fn count_event(
+        &self,
+        status: PublishStatus,
+        reason: &str,
+        accepted: Option<&DossierEvent>,
+    ) {
+        let label = match status {
+            PublishStatus::Rejected => "rejected",
+            PublishStatus::Duplicate => "duplicate",
+            _ => "accepted",
+        };
+        let reason = if status == PublishStatus::Rejected {
+            reason
+        } else {
+            ""
+        };
+        self.events.with_label_values(&[label, reason]).inc();
+        match accepted.and_then(|e| e.payload.as_ref()) {
+            Some(Payload::CitizenRated(r)) => {
+                let level = r
+                    .level()
+                    .as_str_name()
+                    .trim_start_matches("SATISFACTION_LEVEL_")
+                    .to_ascii_lowercase();
+                self.ratings.with_label_values(&[level.as_str()]).inc();
+            }
+            Some(Payload::ApologyIssued(a)) => self
+                .apologies_issued
+                .with_label_values(&[a.department_id.as_str(), "issued"])
+                .inc(),
+            _ => {}
+        }
+    }
+
     /// The registry in the Prometheus text format.
     pub(crate) fn render(&self) -> String {
         let mut out = Vec::new();
@@ -215,9 +260,11 @@ impl Metrics {
     }
 }
 
-/// The HTTP router: `/metrics` (text format 0.0.4) and `/healthz`.
-pub(crate) fn router(metrics: Metrics) -> axum::Router {
+/// The HTTP router: `/metrics` (text format 0.0.4), `/healthz` (alive) and `/readyz`
+/// (200 once `ready`: in Kafka mode, not while partitions are being restored).
+pub(crate) fn router(metrics: Metrics, ready: Arc<AtomicBool>) -> axum::Router {
     use axum::http::header::CONTENT_TYPE;
+    use axum::http::StatusCode;
     use axum::routing::get;
     axum::Router::new()
         .route(
@@ -228,4 +275,17 @@ pub(crate) fn router(metrics: Metrics) -> axum::Router {
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "restoring\n")
+                    }
+                }
+            }),
+        )
 }

@@ -3,17 +3,19 @@
 //! that fires timers on the wall clock, and graceful shutdown.
 
 mod calendar_api;
+pub(crate) mod cluster;
 mod deadline_api;
-mod ingest_api;
-mod metrics;
-mod node;
-mod rates;
+pub(crate) mod ingest_api;
+pub(crate) mod metrics;
+pub(crate) mod node;
+pub(crate) mod rates;
 mod store;
 mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use dunghan_core::{Catalog, Engine};
@@ -50,6 +52,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             Catalog::parse(EXAMPLE_CATALOG, "deploy/catalog/procedures.toml")?
         }
     };
+    let api_catalog = Arc::new(catalog.clone());
     let spec = match args.calendar.or(config.calendar.file) {
         Some(path) => load_calendar_spec(&path)?,
         None => CalendarSpec::default(),
@@ -67,12 +70,46 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.metrics_listen.or(config.metrics.listen),
         "127.0.0.1:9464",
     )?;
+    let engine_config = config.engine.clone();
+    let metrics = metrics::Metrics::new()?;
+    let admin_token = config.admin.token.clone().filter(|t| !t.is_empty());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listen = Listen {
+        grpc,
+        metrics: metrics_addr,
+        admin_token,
+    };
+    if let Some(brokers) = args.kafka_brokers.or(config.kafka.brokers.clone()) {
+        if args.ingest.is_some() {
+            return crate::input_error(
+                "--ingest is for the embedded node; in Kafka mode produce the events to the \
+                 input topic (or call IngestService.Publish)",
+            );
+        }
+        let mut kafka = config.kafka.clone();
+        kafka.brokers = Some(brokers);
+        let advertise = config.cluster.advertise.clone();
+        let peers = config.cluster.peers.0.clone();
+        let factory: crate::kafka::EngineFactory = Arc::new(move || {
+            Engine::new(catalog.clone(), calendars.clone(), engine_config.clone())
+        });
+        return crate::kafka::run(
+            &runtime,
+            kafka,
+            factory,
+            metrics,
+            (advertise, peers),
+            (api_catalog, shared),
+            listen,
+        );
+    }
     let data_dir = args
         .data_dir
         .or(config.store.data_dir)
         .unwrap_or_else(|| "data".into());
-    let engine = Engine::new(catalog.clone(), calendars.clone(), config.engine);
-    let metrics = metrics::Metrics::new()?;
+    let engine = Engine::new(catalog.clone(), calendars.clone(), engine_config);
     let mut node = node::Node::open(&data_dir, engine, metrics.clone(), spec, shared.clone())
         .map_err(|e| InputError(format!("data directory {}: {e}", data_dir.display())))?;
     if let Some(file) = &args.ingest {
@@ -83,19 +120,52 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             file.display()
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let admin_token = config.admin.token.filter(|t| !t.is_empty());
-    runtime.block_on(serve(
-        catalog,
-        shared,
-        node,
+    let node = Arc::new(Mutex::new(node));
+    let services = Services {
+        catalog: api_catalog,
+        calendars: shared,
+        backend: ingest_api::Backend::Embedded(node.clone()),
+        peers: cluster::Peers::default(),
         metrics,
-        admin_token,
-        grpc,
-        metrics_addr,
-    ))
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    runtime.block_on(async move {
+        let serving = serve(services, listen);
+        // Timers fire on the wall clock: advance the engine once a second.
+        let ticking = tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                // A failure is logged by run_on; the next tick tries again.
+                if let Ok(n @ 1..) = node::run_on(&node, |n| n.tick(node::wall_clock())).await {
+                    tracing::debug!(raised = n, "timers fired");
+                }
+            }
+        });
+        let result = serving.await;
+        ticking.abort();
+        result
+    })
+}
+
+/// Where the services listen, and the admin token.
+#[derive(Debug)]
+pub(crate) struct Listen {
+    pub(crate) grpc: SocketAddr,
+    pub(crate) metrics: SocketAddr,
+    pub(crate) admin_token: Option<String>,
+}
+
+/// What the services answer from.
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) calendars: node::SharedCalendars,
+    pub(crate) backend: ingest_api::Backend,
+    pub(crate) peers: cluster::Peers,
+    pub(crate) metrics: metrics::Metrics,
+    /// Readiness (`/readyz`).
+    pub(crate) ready: Arc<AtomicBool>,
 }
 
 fn parse_addr(what: &str, given: Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
@@ -118,28 +188,32 @@ fn init_logging(format: Option<&str>, level: Option<&str>) {
     }
 }
 
-async fn serve(
-    catalog: Catalog,
-    calendars: node::SharedCalendars,
-    node: node::Node,
-    metrics: metrics::Metrics,
-    admin_token: Option<String>,
-    grpc_addr: SocketAddr,
-    metrics_addr: SocketAddr,
-) -> anyhow::Result<()> {
-    let node = ingest_api::NodeApi {
-        node: Arc::new(Mutex::new(node)),
+/// Serves gRPC and HTTP until SIGTERM or Ctrl-C, then drains and returns.
+pub(crate) async fn serve(services: Services, listen: Listen) -> anyhow::Result<()> {
+    let Services {
+        catalog,
+        calendars,
+        backend,
+        peers,
+        metrics,
+        ready,
+    } = services;
+    let embedded = match &backend {
+        ingest_api::Backend::Embedded(node) => Some(node.clone()),
+        ingest_api::Backend::Kafka(_) => None,
     };
+    let node = ingest_api::NodeApi { backend, peers };
     let calendar_api = calendar_api::CalendarApi {
         calendars: calendars.clone(),
-        node: node.node.clone(),
-        admin_token,
+        node: embedded,
+        admin_token: listen.admin_token,
     };
     let api = deadline_api::DeadlineApi {
-        catalog: Arc::new(catalog),
+        catalog,
         calendars,
         metrics: metrics.clone(),
     };
+    let (grpc_addr, metrics_addr) = (listen.grpc, listen.metrics);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<DeadlineServiceServer<deadline_api::DeadlineApi>>()
@@ -186,23 +260,6 @@ async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    // Timers fire on the wall clock: advance the engine once a second.
-    let ticking = node.node.clone();
-    let mut tick_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = tick_stop.wait_for(|stop| *stop) => break,
-            }
-            // A failure is logged by run_on; the next tick tries again.
-            if let Ok(n @ 1..) = node::run_on(&ticking, |n| n.tick(node::wall_clock())).await {
-                tracing::debug!(raised = n, "timers fired");
-            }
-        }
-    });
-
     let grpc = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
@@ -227,7 +284,7 @@ async fn serve(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
         );
-    let http = axum::serve(metrics_listener, metrics::router(metrics))
+    let http = axum::serve(metrics_listener, metrics::router(metrics, ready))
         .with_graceful_shutdown(stopped(stop_rx));
     let (grpc, http) = tokio::join!(grpc, http);
     grpc?;

@@ -249,37 +249,11 @@ impl Node {
             if status != PublishStatus::Duplicate {
                 stored.push((now, event));
             }
-            if let (
-                PublishStatus::Accepted,
-                Some(dunghan_proto::v1::dossier_event::Payload::CitizenRated(r)),
-            ) = (status, &event.payload)
-            {
-                let level = r
-                    .level()
-                    .as_str_name()
-                    .trim_start_matches("SATISFACTION_LEVEL_")
-                    .to_ascii_lowercase();
-                self.metrics
-                    .ratings
-                    .with_label_values(&[level.as_str()])
-                    .inc();
-            }
-            if let (
-                PublishStatus::Accepted,
-                Some(dunghan_proto::v1::dossier_event::Payload::ApologyIssued(a)),
-            ) = (status, &event.payload)
-            {
-                self.metrics
-                    .apologies_issued
-                    .with_label_values(&[a.department_id.as_str(), "issued"])
-                    .inc();
-            }
-            let (label, why) = match (status, rejected.and_then(|r| r.reject_reason)) {
-                (PublishStatus::Rejected, Some(why)) => ("rejected", why.as_str()),
-                (PublishStatus::Duplicate, _) => ("duplicate", ""),
-                _ => ("accepted", ""),
-            };
-            self.metrics.events.with_label_values(&[label, why]).inc();
+            let why = rejected
+                .and_then(|r| r.reject_reason)
+                .map_or("", |w| w.as_str());
+            let accepted = (status == PublishStatus::Accepted).then_some(event);
+            self.metrics.count_event(status, why, accepted);
             let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
             all_raised.extend(wire.iter().cloned());
             results.push(EventResult {

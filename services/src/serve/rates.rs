@@ -144,6 +144,36 @@ pub(crate) fn compute(
     (rows, finish(total.0, total.1))
 }
 
+/// Sums the rates several instances computed over disjoint dossiers (a cluster's fan-out):
+/// counts add up; rates and the progress score are recomputed from the sums.
+pub(crate) fn merge(parts: Vec<(Vec<Rates>, Rates)>) -> (Vec<Rates>, Rates) {
+    fn add(into: &mut (Rates, u64), r: &Rates) {
+        let t = &mut into.0;
+        t.received += r.received;
+        t.early += r.early;
+        t.on_time += r.on_time;
+        t.late += r.late;
+        t.ended += r.ended;
+        t.ratings += r.ratings;
+        t.satisfied += r.satisfied;
+        // progress_score = 20 × good / received, so good comes back exactly.
+        into.1 += (r.progress_score * r.received as f64 / 20.0).round() as u64;
+    }
+    let mut rows: BTreeMap<String, (Rates, u64)> = BTreeMap::new();
+    let mut total = (Rates::default(), 0u64);
+    for (part_rows, part_total) in &parts {
+        for r in part_rows {
+            add(rows.entry(r.key.clone()).or_default(), r);
+        }
+        add(&mut total, part_total);
+    }
+    let rows = rows
+        .into_iter()
+        .map(|(key, (r, good))| finish(Rates { key, ..r }, good))
+        .collect();
+    (rows, finish(total.0, total.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

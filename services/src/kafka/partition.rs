@@ -1,0 +1,436 @@
+//! One input partition's state in Kafka mode: its engine, each dossier's applied history
+//! (what the changelog holds), its stream time and the output ids to suppress after a
+//! restore. Pure: records, times and histories come in as arguments, so every rule of the
+//! exactly-once argument (README "Kafka mode") is unit-tested without a broker.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use dunghan_core::{Engine, Kind, Raised};
+use dunghan_proto::v1::{ChangelogEntry, DossierEvent, DossierHistory, PartitionCheckpoint};
+use dunghan_proto::v1::{PublishStatus, SlaEvent};
+use prost::Message;
+
+use super::codec;
+use crate::convert::{to_event, to_sla_event};
+
+/// Changelog key of a partition's checkpoint (dossier ids never start with NUL).
+pub(crate) const CHECKPOINT_KEY: &str = "\u{0}checkpoint";
+
+/// What one input record did.
+#[derive(Debug, Default)]
+pub(crate) struct Processed {
+    /// Raised events to write (those already in the output are left out).
+    pub(crate) raised: Vec<SlaEvent>,
+    /// Why the record goes to the dead-letter topic: (reason code, message).
+    pub(crate) dead_letter: Option<(String, String)>,
+    /// Accepted, duplicate or rejected (for the events metric); `None` when the record
+    /// was applied before a crash and is skipped.
+    pub(crate) status: Option<PublishStatus>,
+    /// The decoded event, when it was accepted (for the ratings and apologies metrics).
+    pub(crate) accepted: Option<DossierEvent>,
+}
+
+/// One partition of the input topic, as its owner holds it.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) id: i32,
+    engine: Engine,
+    histories: HashMap<Arc<str>, Vec<ChangelogEntry>>,
+    /// Dossiers whose history changed since the last checkpoint.
+    dirty: HashSet<Arc<str>>,
+    /// Ended dossiers the engine forgot since the last checkpoint (changelog tombstones).
+    forgotten: Vec<Arc<str>>,
+    /// The next input offset to process (records below it were applied).
+    pub(crate) next_offset: i64,
+    /// Rules due at or before it have fired.
+    pub(crate) stream_time: i64,
+    /// End of this partition's output at the last checkpoint.
+    pub(crate) output_end: i64,
+    /// Ids already in the output past `output_end` when the partition was restored.
+    suppress: HashSet<String>,
+    /// Something to checkpoint: input consumed or output written.
+    pub(crate) changed: bool,
+}
+
+/// Re-applies a dossier's history to `engine` as it was applied live: before each event,
+/// the dossier's rules due by the stream time of that moment fire; each event is judged
+/// against the present it was judged against then. What it raises goes to `out`.
+pub(crate) fn apply_history(
+    engine: &mut Engine,
+    dossier: &str,
+    entries: &[ChangelogEntry],
+    out: &mut Vec<Raised>,
+) -> anyhow::Result<()> {
+    for entry in entries {
+        engine.advance_dossier(dossier, entry.stream_time, out);
+        engine.restore_present(entry.present);
+        let event = DossierEvent::decode(entry.event.as_slice())?;
+        let event = to_event(event).map_err(|why| anyhow::anyhow!("changelog event: {why}"))?;
+        engine.apply(&event, out);
+    }
+    Ok(())
+}
+
+impl Partition {
+    /// A partition nobody has processed yet.
+    pub(crate) fn new(id: i32, mut engine: Engine) -> Partition {
+        engine.track_forgotten();
+        Partition {
+            id,
+            engine,
+            histories: HashMap::new(),
+            dirty: HashSet::new(),
+            forgotten: Vec::new(),
+            next_offset: 0,
+            stream_time: i64::MIN,
+            output_end: 0,
+            suppress: HashSet::new(),
+            changed: false,
+        }
+    }
+
+    /// Rebuilds a partition from its changelog (latest history per dossier and the
+    /// latest checkpoint) and the ids found in its output after the checkpoint. What the
+    /// re-application raises was written before the checkpoint (or is in `suppress`), so it
+    /// is dropped.
+    pub(crate) fn restore(
+        id: i32,
+        engine: Engine,
+        histories: HashMap<Arc<str>, Vec<ChangelogEntry>>,
+        checkpoint: Option<PartitionCheckpoint>,
+        suppress: HashSet<String>,
+    ) -> anyhow::Result<Partition> {
+        let mut p = Partition::new(id, engine);
+        let mut scratch = Vec::new();
+        let mut present = i64::MIN;
+        for (dossier, entries) in &histories {
+            apply_history(&mut p.engine, dossier, entries, &mut scratch)?;
+            scratch.clear();
+            present = entries.iter().map(|e| e.present).fold(present, i64::max);
+        }
+        p.engine.restore_present(present);
+        if let Some(c) = checkpoint {
+            p.next_offset = c.next_offset;
+            p.stream_time = c.stream_time;
+            p.output_end = c.output_end;
+            if c.stream_time != i64::MIN {
+                p.engine.advance_to(c.stream_time, &mut scratch);
+            }
+        }
+        // Dossiers forgotten while re-applying were forgotten before: their tombstones
+        // are already written, or will be by the next checkpoint (harmless twice).
+        p.forgotten = p.engine.take_forgotten();
+        p.histories = histories;
+        for id in &p.forgotten {
+            p.histories.remove(id);
+        }
+        p.suppress = suppress;
+        Ok(p)
+    }
+
+    /// Applies the input record at `offset` (stamped `present`, Unix s, by the broker or
+    /// producer). `key` is the record key (the dossier id), `payload` protobuf or JSON.
+    pub(crate) fn process(
+        &mut self,
+        offset: i64,
+        present: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        content_type: Option<&str>,
+    ) -> Processed {
+        self.next_offset = offset + 1;
+        self.changed = true;
+        self.engine.set_present(present);
+        let mut raised = Vec::new();
+        let mut processed = Processed::default();
+        let decoded = codec::decode(payload.unwrap_or_default(), content_type)
+            .and_then(|e| to_event(e.clone()).map(|core| (e, core)));
+        let (wire, event) = match decoded {
+            Ok(pair) => pair,
+            Err(why) => {
+                let dossier = key.and_then(|k| std::str::from_utf8(k).ok()).unwrap_or("");
+                let at = format!("kafka:{}/{offset}", self.id);
+                raised.push(self.engine.reject_malformed(dossier, &at, why.clone()));
+                processed.dead_letter = Some(("malformed".into(), why));
+                processed.status = Some(PublishStatus::Rejected);
+                processed.raised = self.output(raised);
+                return processed;
+            }
+        };
+        // Applied before a crash (its dossier's history already has it or a later record).
+        if self
+            .histories
+            .get(wire.dossier_id.as_str())
+            .and_then(|h| h.last())
+            .is_some_and(|last| last.offset >= offset)
+        {
+            return processed;
+        }
+        let duplicates = self.engine.duplicates();
+        let stream_before = self.stream_time;
+        self.engine.apply(&event, &mut raised);
+        let rejected = raised
+            .iter()
+            .find(|r| r.kind() == Kind::Rejected && r.event_id == wire.event_id);
+        processed.status = Some(if self.engine.duplicates() > duplicates {
+            PublishStatus::Duplicate
+        } else if let Some(r) = rejected {
+            let code = r.reject_reason.map_or("invalid", |w| w.as_str()).to_owned();
+            processed.dead_letter = Some((code, r.reason.to_string()));
+            PublishStatus::Rejected
+        } else {
+            self.stream_time = self.stream_time.max(event.occurred_at);
+            processed.accepted = Some(wire.clone());
+            PublishStatus::Accepted
+        });
+        if processed.status != Some(PublishStatus::Duplicate) && self.engine.knows(&wire.dossier_id)
+        {
+            let entry = ChangelogEntry {
+                offset,
+                present: self.engine.present(),
+                stream_time: stream_before,
+                event: wire.encode_to_vec(),
+            };
+            let id: Arc<str> = wire.dossier_id.as_str().into();
+            self.histories.entry(id.clone()).or_default().push(entry);
+            self.dirty.insert(id);
+        }
+        if self.stream_time > stream_before {
+            self.engine.advance_to(self.stream_time, &mut raised);
+        }
+        self.collect_forgotten();
+        processed.raised = self.output(raised);
+        processed
+    }
+
+    /// Moves stream time to the wall clock (the consumer has caught up) and returns what
+    /// fired.
+    pub(crate) fn advance(&mut self, now: i64) -> Vec<SlaEvent> {
+        if now <= self.stream_time {
+            return Vec::new();
+        }
+        self.stream_time = now;
+        let mut raised = Vec::new();
+        self.engine.advance_to(now, &mut raised);
+        self.collect_forgotten();
+        if !raised.is_empty() || !self.forgotten.is_empty() {
+            self.changed = true;
+        }
+        self.output(raised)
+    }
+
+    fn collect_forgotten(&mut self) {
+        for id in self.engine.take_forgotten() {
+            self.histories.remove(&id);
+            self.dirty.remove(&id);
+            self.forgotten.push(id);
+        }
+    }
+
+    /// Wire form of what was raised, minus what a previous owner already wrote.
+    fn output(&mut self, raised: Vec<Raised>) -> Vec<SlaEvent> {
+        raised
+            .iter()
+            .filter(|r| self.suppress.is_empty() || !self.suppress.remove(r.id.as_str()))
+            .map(to_sla_event)
+            .collect()
+    }
+
+    /// The changelog records since the last checkpoint: (key, value; `None` = tombstone),
+    /// the checkpoint last. Empty when nothing changed. `output_end` is where this
+    /// partition's output ends now that everything raised so far is durable.
+    pub(crate) fn take_changelog(&mut self, output_end: i64) -> Vec<(String, Option<Vec<u8>>)> {
+        if !self.changed {
+            return Vec::new();
+        }
+        let mut records = Vec::with_capacity(self.dirty.len() + self.forgotten.len() + 1);
+        for id in self.dirty.drain() {
+            if let Some(entries) = self.histories.get(&id) {
+                let value = DossierHistory {
+                    entries: entries.clone(),
+                }
+                .encode_to_vec();
+                records.push((id.to_string(), Some(value)));
+            }
+        }
+        for id in self.forgotten.drain(..) {
+            records.push((id.to_string(), None));
+        }
+        self.output_end = self.output_end.max(output_end);
+        let checkpoint = PartitionCheckpoint {
+            next_offset: self.next_offset,
+            stream_time: self.stream_time,
+            output_end: self.output_end,
+        };
+        records.push((CHECKPOINT_KEY.to_owned(), Some(checkpoint.encode_to_vec())));
+        self.changed = false;
+        records
+    }
+
+    /// A dossier's applied history, if this partition holds it.
+    pub(crate) fn history(&self, dossier: &str) -> Option<Vec<ChangelogEntry>> {
+        self.histories.get(dossier).cloned()
+    }
+
+    /// Every history of the partition (for rates).
+    pub(crate) fn histories(&self) -> Vec<(Arc<str>, Vec<ChangelogEntry>)> {
+        self.histories
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dunghan_core::{Catalog, EngineConfig};
+
+    const CATALOG: &str = include_str!("../../../tests/scenarios/catalog.toml");
+    const EVENTS: &str = include_str!("../../../tests/scenarios/apology-overdue-step-ladder.jsonl");
+
+    fn engine() -> Engine {
+        let catalog = Catalog::parse(CATALOG, "catalog.toml").unwrap();
+        let calendars = crate::files::CalendarSpec::default().build().unwrap();
+        Engine::new(catalog, calendars, EngineConfig::default())
+    }
+
+    fn records() -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = EVENTS
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        // Bad input in the middle, and a duplicate of the first event.
+        out.insert(2, b"{not json".to_vec());
+        out.insert(3, out[0].clone());
+        out
+    }
+
+    /// Runs records `from..` through `p`, then the wall clock to `end`; returns raised ids.
+    fn run(p: &mut Partition, records: &[Vec<u8>], from: usize, end: i64) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (offset, r) in records.iter().enumerate().skip(from) {
+            let done = p.process(offset as i64, NOW, Some(b"D"), Some(r), None);
+            ids.extend(done.raised.into_iter().map(|e| e.id));
+        }
+        ids.extend(p.advance(end).into_iter().map(|e| e.id));
+        ids
+    }
+
+    const NOW: i64 = 1_795_000_000; // 2026-11-18
+    const END: i64 = 1_800_000_000; // 2027-01
+
+    #[test]
+    fn a_restore_from_any_checkpoint_regenerates_exactly_what_is_missing() {
+        let records = records();
+        let mut clean = Partition::new(0, engine());
+        let all = run(&mut clean, &records, 0, END);
+        assert!(all.len() > 5, "the scenario raises events: {all:?}");
+        let unique: HashSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "ids are unique");
+
+        for crash_at in 1..records.len() {
+            for written_after in [0, 1, 3] {
+                // The first owner processes up to `crash_at`, checkpoints there, goes on
+                // for a few records whose output is written, then dies before the next
+                // checkpoint (its changelog writes for those records may or may not land).
+                let mut first = Partition::new(0, engine());
+                let mut written = run_until(&mut first, &records, crash_at);
+                let changelog = first.take_changelog(written.len() as i64);
+                let (histories, checkpoint) = fold(&changelog);
+                let upto = (crash_at + written_after).min(records.len());
+                let after = run_until_from(&mut first, &records, crash_at, upto);
+                written.extend(after.iter().cloned());
+                let late = first.take_changelog(written.len() as i64);
+                for landed in [false, true] {
+                    let (mut h, c) = (histories.clone(), checkpoint);
+                    if landed {
+                        // The dossier histories landed, the checkpoint did not.
+                        h.extend(fold(&late).0);
+                    }
+                    let out_end = c.as_ref().map_or(0, |c| c.output_end) as usize;
+                    let suppress = written[out_end..].iter().cloned().collect();
+                    let mut second = Partition::restore(0, engine(), h, c, suppress).unwrap();
+                    let from = second.next_offset as usize;
+                    let mut output = written.clone();
+                    output.extend(run(&mut second, &records, from, END));
+                    assert_eq!(
+                        output, all,
+                        "crash at {crash_at}, {written_after} more written, histories landed: {landed}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn run_until(p: &mut Partition, records: &[Vec<u8>], upto: usize) -> Vec<String> {
+        run_until_from(p, records, 0, upto)
+    }
+
+    fn run_until_from(p: &mut Partition, r: &[Vec<u8>], from: usize, upto: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (offset, rec) in r.iter().enumerate().take(upto).skip(from) {
+            let done = p.process(offset as i64, NOW, Some(b"D"), Some(rec), None);
+            ids.extend(done.raised.into_iter().map(|e| e.id));
+        }
+        ids
+    }
+
+    type Folded = (
+        HashMap<Arc<str>, Vec<ChangelogEntry>>,
+        Option<PartitionCheckpoint>,
+    );
+
+    /// The changelog as a restore reads it: the latest value per key.
+    fn fold(records: &[(String, Option<Vec<u8>>)]) -> Folded {
+        let mut histories = HashMap::new();
+        let mut checkpoint = None;
+        for (key, value) in records {
+            if key == CHECKPOINT_KEY {
+                checkpoint = value
+                    .as_ref()
+                    .map(|v| PartitionCheckpoint::decode(v.as_slice()).unwrap());
+            } else if let Some(v) = value {
+                let h = DossierHistory::decode(v.as_slice()).unwrap();
+                histories.insert(Arc::from(key.as_str()), h.entries);
+            } else {
+                histories.remove(key.as_str());
+            }
+        }
+        (histories, checkpoint)
+    }
+
+    #[test]
+    fn bad_records_go_to_the_dead_letter_with_a_reason_and_the_partition_goes_on() {
+        let mut p = Partition::new(3, engine());
+        let bad = p.process(0, NOW, Some(b"D-9"), Some(b"\xff\x00garbage"), None);
+        let (code, why) = bad.dead_letter.expect("dead letter");
+        assert_eq!(code, "malformed");
+        assert!(!why.is_empty());
+        assert_eq!(bad.raised.len(), 1, "a REJECTED event too");
+        assert_eq!(bad.raised[0].id, "D-9:rejected:kafka:3/0");
+        let unknown = br#"{"eventId":"x1","dossierId":"NOPE","occurredAt":"2026-09-01T09:00:00+07:00","resultReady":{}}"#;
+        let refused = p.process(1, NOW, None, Some(unknown), None);
+        assert_eq!(refused.dead_letter.unwrap().0, "unknown_dossier");
+        let first = EVENTS.lines().next().unwrap().as_bytes();
+        let ok = p.process(2, NOW, None, Some(first), None);
+        assert_eq!(ok.status, Some(PublishStatus::Accepted));
+        assert!(ok.dead_letter.is_none());
+        let proto = serde_json::from_slice::<DossierEvent>(first)
+            .unwrap()
+            .encode_to_vec();
+        let again = p.process(3, NOW, None, Some(&proto), None);
+        assert_eq!(
+            again.status,
+            Some(PublishStatus::Duplicate),
+            "the protobuf form of the same event is the same event"
+        );
+        assert_eq!(p.next_offset, 4);
+    }
+}

@@ -1,0 +1,163 @@
+//! What an instance answers in Kafka mode about the partitions it owns: a dossier's
+//! timeline (its history replayed on a scratch engine), open dossiers, rates; and
+//! `Publish`, which writes events to the input topic for their partition's owner.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dunghan_core::{OpenDossier, OpenState, Raised};
+use dunghan_proto::v1::{DossierEvent, EventResult, PublishStatus, RateDimension, Rates, SlaEvent};
+use prost::Message as _;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::codec;
+use super::io;
+use super::partition::apply_history;
+use super::runtime::Shared;
+use crate::convert::to_sla_event;
+use crate::serve::node::wall_clock;
+
+/// The queryable side of a Kafka-mode instance.
+pub(crate) struct KafkaNode {
+    pub(crate) shared: Arc<Shared>,
+    publisher: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaNode").finish_non_exhaustive()
+    }
+}
+
+type Histories = Vec<(Arc<str>, Vec<dunghan_proto::v1::ChangelogEntry>, i64)>;
+
+impl KafkaNode {
+    pub(crate) fn new(shared: Arc<Shared>) -> anyhow::Result<KafkaNode> {
+        let mut c = io::client_config(&shared.cfg);
+        c.set("acks", "all");
+        Ok(KafkaNode {
+            publisher: c.create()?,
+            shared,
+        })
+    }
+
+    /// Writes events to the input topic, keyed by dossier id, in protobuf; `QUEUED` each
+    /// (an event without a dossier id is `REJECTED`: it has no partition).
+    pub(crate) async fn publish(&self, events: Vec<DossierEvent>) -> Vec<EventResult> {
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            let (status, reason) = if event.dossier_id.is_empty() {
+                (
+                    PublishStatus::Rejected,
+                    "dossier_id: is required".to_owned(),
+                )
+            } else {
+                let payload = event.encode_to_vec();
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: codec::CONTENT_TYPE,
+                    value: Some(codec::PROTOBUF),
+                });
+                let record = FutureRecord::to(&self.shared.cfg.input_topic)
+                    .key(event.dossier_id.as_str())
+                    .payload(payload.as_slice())
+                    .headers(headers);
+                match self.publisher.send(record, Duration::from_secs(30)).await {
+                    Ok(_) => (PublishStatus::Queued, String::new()),
+                    Err((e, _)) => (
+                        PublishStatus::Rejected,
+                        format!("not written to Kafka: {e}"),
+                    ),
+                }
+            };
+            results.push(EventResult {
+                event_id: event.event_id,
+                status: status as i32,
+                reason,
+                raised: Vec::new(),
+            });
+        }
+        results
+    }
+
+    /// Histories (with their partition's stream time) of the dossiers matching `which`.
+    fn histories(&self, which: Option<&str>) -> Histories {
+        let parts = self.shared.partitions();
+        let mut out = Vec::new();
+        for p in parts.values() {
+            match which {
+                Some(id) => {
+                    if let Some(h) = p.history(id) {
+                        out.push((Arc::from(id), h, p.stream_time));
+                    }
+                }
+                None => out.extend(
+                    p.histories()
+                        .into_iter()
+                        .map(|(id, h)| (id, h, p.stream_time)),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Events and raised events of the given histories, replayed on a scratch engine.
+    fn replay(&self, histories: Histories) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
+        let mut engine = (self.shared.factory)();
+        let (mut events, mut raised) = (Vec::new(), Vec::<Raised>::new());
+        for (id, entries, stream_time) in histories {
+            apply_history(&mut engine, &id, &entries, &mut raised)?;
+            engine.advance_dossier(&id, stream_time, &mut raised);
+            for e in &entries {
+                events.push(DossierEvent::decode(e.event.as_slice())?);
+            }
+        }
+        Ok((events, raised.iter().map(to_sla_event).collect()))
+    }
+
+    /// A dossier's events and raised events, if one of this instance's partitions has it.
+    pub(crate) fn timeline(
+        &self,
+        dossier: &str,
+    ) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
+        self.replay(self.histories(Some(dossier)))
+    }
+
+    /// Open dossiers of the owned partitions matching the filters (sorted by id).
+    pub(crate) fn open_dossiers(
+        &self,
+        agency: &str,
+        department: &str,
+        state: Option<OpenState>,
+        after: &str,
+        limit: usize,
+    ) -> (Vec<OpenDossier>, bool) {
+        let now = wall_clock();
+        let parts = self.shared.partitions();
+        let mut matching: Vec<OpenDossier> = parts
+            .values()
+            .flat_map(|p| p.engine().open_dossiers_at(now))
+            .filter(|d| {
+                (agency.is_empty() || &*d.agency_id == agency)
+                    && (department.is_empty() || &*d.department_id == department)
+                    && state.is_none_or(|s| d.state == s)
+                    && &*d.dossier_id > after
+            })
+            .collect();
+        matching.sort_unstable_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
+        let more = matching.len() > limit;
+        matching.truncate(limit);
+        (matching, more)
+    }
+
+    /// Rates over `[from, to)` for the dossiers this instance holds.
+    pub(crate) fn rates(
+        &self,
+        from: i64,
+        to: i64,
+        by: RateDimension,
+    ) -> anyhow::Result<(Vec<Rates>, Rates)> {
+        let (events, raised) = self.replay(self.histories(None))?;
+        Ok(crate::serve::rates::compute(&events, &raised, from, to, by))
+    }
+}
