@@ -36,6 +36,10 @@ pub(crate) struct KafkaSection {
     /// `host:port[,host:port…]`; unset = embedded mode.
     pub(crate) brokers: Option<String>,
     pub(crate) group_id: String,
+    /// Stable name of this instance in the group (static membership, e.g. the pod name of a
+    /// StatefulSet): a restart takes its partitions back without waiting for the session
+    /// timeout. Default: none (dynamic membership).
+    pub(crate) instance_id: Option<String>,
     /// Input: dossier events keyed by dossier id (protobuf or proto3 JSON).
     pub(crate) input_topic: String,
     /// Output: raised SLA events, written to the input's partition number.
@@ -51,6 +55,10 @@ pub(crate) struct KafkaSection {
     pub(crate) output_format: String,
     /// How often (ms) a partition's work is made durable and its offset committed.
     pub(crate) checkpoint_interval_ms: u64,
+    /// Resume a partition from its beginning instead of its checkpoint offset (records
+    /// before the checkpoint are skipped): for brokers that return nothing to a fetch
+    /// starting inside a multi-record batch (tansu 0.6.0). Costs a re-read per restore.
+    pub(crate) resume_from_beginning: bool,
     /// Extra librdkafka properties (security.protocol, sasl.*, …), applied to every client.
     pub(crate) properties: std::collections::BTreeMap<String, String>,
 }
@@ -60,6 +68,7 @@ impl Default for KafkaSection {
         KafkaSection {
             brokers: None,
             group_id: "dunghan".into(),
+            instance_id: None,
             input_topic: "dunghan.dossier-events".into(),
             output_topic: "dunghan.sla-events".into(),
             changelog_topic: "dunghan.changelog".into(),
@@ -68,6 +77,7 @@ impl Default for KafkaSection {
             replication_factor: 1,
             output_format: "protobuf".into(),
             checkpoint_interval_ms: 200,
+            resume_from_beginning: false,
             properties: Default::default(),
         }
     }

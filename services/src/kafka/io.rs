@@ -11,9 +11,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::KafkaSection;
@@ -76,6 +77,46 @@ pub(crate) async fn ensure_topics(k: &KafkaSection) -> anyhow::Result<i32> {
     Ok(input)
 }
 
+/// A client context that logs errors except the end-of-partition notices readers ask for.
+#[derive(Debug)]
+pub(crate) struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_client(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_error(error, reason);
+    }
+}
+
+/// Forwards librdkafka's own log lines to the tracing subscriber.
+pub(crate) fn log_client(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    use RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", facility, "{message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", facility, "{message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}
+
+/// Logs a client error, leaving out end-of-partition notices.
+pub(crate) fn log_error(error: KafkaError, reason: &str) {
+    let eof = matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    );
+    if !eof {
+        tracing::error!(error = %error, reason, "Kafka client");
+    }
+}
+
 /// Delivery reports of the runtime's producer: failures, and the end offset of each
 /// partition written to.
 #[derive(Debug, Default)]
@@ -84,7 +125,11 @@ pub(crate) struct Deliveries {
     ends: Mutex<HashMap<(String, i32), i64>>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_client(level, fac, message);
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -137,51 +182,54 @@ pub(crate) fn producer(k: &KafkaSection) -> anyhow::Result<Producer> {
     Ok(c.create_with_context(Deliveries::default())?)
 }
 
-/// Reads `topic`/`partition` from `from` up to its end as of now, calling `f` on each
-/// record. Returns how many records were read.
-pub(crate) fn read_partition(
+/// Reads partitions of `topic`, each from its start offset up to its end as of now,
+/// calling `f` on each record. Returns how many records were read. The end is where a
+/// fetch comes back empty (partition EOF), not the reported high watermark, which some
+/// Kafka-protocol brokers get wrong for multi-record batches.
+pub(crate) fn read_partitions(
     k: &KafkaSection,
     topic: &str,
-    partition: i32,
-    from: Offset,
+    starts: &[(i32, Offset)],
     mut f: impl FnMut(&BorrowedMessage<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
+    if starts.is_empty() {
+        return Ok(0);
+    }
     let mut c = client_config(k);
     c.set("group.id", format!("{}-restore", k.group_id))
         .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    let consumer: BaseConsumer = c.create()?;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
-    let start = match from {
-        Offset::Offset(o) => o.max(low),
-        _ => low,
-    };
-    if start >= high {
-        return Ok(0);
-    }
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
+        .set("max.partition.fetch.bytes", "52428800");
+    let consumer: BaseConsumer<Quiet> = c.create_with_context(Quiet)?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    for (partition, from) in starts {
+        tpl.add_partition_offset(topic, *partition, *from)?;
+    }
     consumer.assign(&tpl)?;
+    let mut open: std::collections::HashSet<i32> = starts.iter().map(|(p, _)| *p).collect();
     let mut read = 0;
     let mut last = Instant::now();
-    loop {
-        match consumer.poll(Duration::from_millis(500)) {
+    while !open.is_empty() {
+        match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last = Instant::now();
                 read += 1;
                 f(&m)?;
-                if m.offset() + 1 >= high {
-                    return Ok(read);
-                }
             }
-            Some(Err(e)) => tracing::warn!(topic, partition, error = %e, "reading"),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => tracing::warn!(topic, error = %e, "reading"),
             None if last.elapsed() > READ_STALL => anyhow::bail!(
-                "reading {topic}/{partition}: no record for {} s before offset {high}",
+                "reading {topic}: nothing for {} s after {read} records",
                 READ_STALL.as_secs()
             ),
             None => {}
         }
     }
+    Ok(read)
 }
 
 /// The value of header `name` of a record, as text.

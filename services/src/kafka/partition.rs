@@ -196,7 +196,10 @@ impl Partition {
             self.histories.entry(id.clone()).or_default().push(entry);
             self.dirty.insert(id);
         }
-        if self.stream_time > stream_before {
+        // Every rule due by the stream time fires now, also those of a dossier whose
+        // events arrive late: so a checkpoint's stream time always means "fired through",
+        // which is what a restore reproduces.
+        if self.stream_time != i64::MIN {
             self.engine.advance_to(self.stream_time, &mut raised);
         }
         self.collect_forgotten();
@@ -204,10 +207,11 @@ impl Partition {
         processed
     }
 
-    /// Moves stream time to the wall clock (the consumer has caught up) and returns what
-    /// fired.
+    /// Moves stream time to the wall clock (the consumer has caught up with this
+    /// partition) and returns what fired. A partition that has never had a record keeps
+    /// no stream time, so a first backfill of old events is judged by event time.
     pub(crate) fn advance(&mut self, now: i64) -> Vec<SlaEvent> {
-        if now <= self.stream_time {
+        if now <= self.stream_time || self.stream_time == i64::MIN {
             return Vec::new();
         }
         self.stream_time = now;

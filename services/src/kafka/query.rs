@@ -3,7 +3,6 @@
 //! `Publish`, which writes events to the input topic for their partition's owner.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dunghan_core::{OpenDossier, OpenState, Raised};
 use dunghan_proto::v1::{DossierEvent, EventResult, PublishStatus, RateDimension, Rates, SlaEvent};
@@ -45,30 +44,41 @@ impl KafkaNode {
     /// Writes events to the input topic, keyed by dossier id, in protobuf; `QUEUED` each
     /// (an event without a dossier id is `REJECTED`: it has no partition).
     pub(crate) async fn publish(&self, events: Vec<DossierEvent>) -> Vec<EventResult> {
+        // Enqueue the whole batch first, then wait for every delivery.
+        let mut pending = Vec::with_capacity(events.len());
+        for event in &events {
+            if event.dossier_id.is_empty() {
+                pending.push(Err("dossier_id: is required".to_owned()));
+                continue;
+            }
+            let payload = event.encode_to_vec();
+            let headers = OwnedHeaders::new().insert(Header {
+                key: codec::CONTENT_TYPE,
+                value: Some(codec::PROTOBUF),
+            });
+            let record = FutureRecord::to(&self.shared.cfg.input_topic)
+                .key(event.dossier_id.as_str())
+                .payload(payload.as_slice())
+                .headers(headers);
+            pending.push(
+                self.publisher
+                    .send_result(record)
+                    .map_err(|(e, _)| format!("not written to Kafka: {e}")),
+            );
+        }
         let mut results = Vec::with_capacity(events.len());
-        for event in events {
-            let (status, reason) = if event.dossier_id.is_empty() {
-                (
-                    PublishStatus::Rejected,
-                    "dossier_id: is required".to_owned(),
-                )
-            } else {
-                let payload = event.encode_to_vec();
-                let headers = OwnedHeaders::new().insert(Header {
-                    key: codec::CONTENT_TYPE,
-                    value: Some(codec::PROTOBUF),
-                });
-                let record = FutureRecord::to(&self.shared.cfg.input_topic)
-                    .key(event.dossier_id.as_str())
-                    .payload(payload.as_slice())
-                    .headers(headers);
-                match self.publisher.send(record, Duration::from_secs(30)).await {
-                    Ok(_) => (PublishStatus::Queued, String::new()),
-                    Err((e, _)) => (
-                        PublishStatus::Rejected,
-                        format!("not written to Kafka: {e}"),
-                    ),
-                }
+        for (event, sent) in events.into_iter().zip(pending) {
+            let outcome = match sent {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(format!("not written to Kafka: {e}")),
+                    Err(_) => Err("not written to Kafka: the producer stopped".to_owned()),
+                },
+                Err(why) => Err(why),
+            };
+            let (status, reason) = match outcome {
+                Ok(()) => (PublishStatus::Queued, String::new()),
+                Err(why) => (PublishStatus::Rejected, why),
             };
             results.push(EventResult {
                 event_id: event.event_id,

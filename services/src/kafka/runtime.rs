@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use dunghan_core::Engine;
-use dunghan_proto::v1::{DossierHistory, PartitionCheckpoint, SlaEvent};
+use dunghan_proto::v1::{ChangelogEntry, DossierHistory, PartitionCheckpoint, SlaEvent};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     producer: Producer,
     /// Delivery failures already handled.
     failures_seen: AtomicU64,
+    /// Bumped on every assignment or revocation (caught-up flags start over).
+    rebalances: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -76,7 +78,17 @@ impl Shared {
             producer: io::producer(&cfg)?,
             cfg,
             failures_seen: AtomicU64::new(0),
+            rebalances: AtomicU64::new(0),
         })
+    }
+
+    /// Where the consumer resumes a restored partition.
+    fn resume_at(&self, p: &Partition) -> Offset {
+        if self.cfg.resume_from_beginning {
+            Offset::Beginning
+        } else {
+            Offset::Offset(p.next_offset)
+        }
     }
 
     pub(crate) fn partitions(&self) -> MutexGuard<'_, BTreeMap<i32, Partition>> {
@@ -94,6 +106,14 @@ struct Context {
 }
 
 impl ClientContext for Context {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        io::log_client(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        io::log_error(error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         let Some(topic) = statistics.topics.get(&self.shared.cfg.input_topic) else {
             return;
@@ -120,6 +140,7 @@ impl ConsumerContext for Context {
     ) {
         use rdkafka::types::RDKafkaRespErr as E;
         let shared = &self.shared;
+        shared.rebalances.fetch_add(1, Ordering::Relaxed);
         match err {
             E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 shared
@@ -136,13 +157,12 @@ impl ConsumerContext for Context {
                     .iter()
                     .map(|e| e.partition())
                     .collect();
-                for id in &ids {
-                    let p = restore_with_retries(shared, *id);
-                    let offset = Offset::Offset(p.next_offset);
-                    if let Err(e) = tpl.set_partition_offset(&topic, *id, offset) {
-                        tracing::error!(partition = id, error = %e, "cannot set the start offset");
+                for p in restore_with_retries(shared, &ids) {
+                    let offset = shared.resume_at(&p);
+                    if let Err(e) = tpl.set_partition_offset(&topic, p.id, offset) {
+                        tracing::error!(partition = p.id, error = %e, "cannot set the start offset");
                     }
-                    shared.partitions().insert(*id, p);
+                    shared.partitions().insert(p.id, p);
                 }
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assign failed");
@@ -193,39 +213,43 @@ impl ConsumerContext for Context {
     }
 }
 
-fn restore_with_retries(shared: &Shared, id: i32) -> Partition {
+fn restore_with_retries(shared: &Shared, ids: &[i32]) -> Vec<Partition> {
     let mut wait = Duration::from_millis(500);
     for attempt in 1..=RESTORE_ATTEMPTS {
-        match restore(shared, id) {
+        match restore(shared, ids) {
             Ok(p) => return p,
             Err(e) => {
-                tracing::warn!(partition = id, attempt, error = %e, "restore failed");
+                tracing::warn!(partitions = ?ids, attempt, error = %e, "restore failed");
                 std::thread::sleep(wait);
                 wait *= 2;
             }
         }
     }
     tracing::error!(
-        partition = id,
-        "cannot restore the partition after {RESTORE_ATTEMPTS} attempts: exiting so that \
-         the group reassigns it"
+        partitions = ?ids,
+        "cannot restore after {RESTORE_ATTEMPTS} attempts: exiting so that the group \
+         reassigns the partitions"
     );
     std::process::exit(1)
 }
 
-/// Reads a partition's changelog and the output written after its checkpoint, and
-/// rebuilds its state.
-fn restore(shared: &Shared, id: i32) -> anyhow::Result<Partition> {
+/// Reads the partitions' changelog and the output written after their checkpoints, and
+/// rebuilds their state.
+fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     let cfg = &shared.cfg;
-    let mut histories = HashMap::new();
-    let mut checkpoint = None;
-    let records = io::read_partition(cfg, &cfg.changelog_topic, id, Offset::Beginning, |m| {
+    type State = (HashMap<Arc<str>, Vec<ChangelogEntry>>, Option<PartitionCheckpoint>);
+    let mut state: HashMap<i32, State> = ids.iter().map(|p| (*p, Default::default())).collect();
+    let starts: Vec<(i32, Offset)> = ids.iter().map(|p| (*p, Offset::Beginning)).collect();
+    let records = io::read_partitions(cfg, &cfg.changelog_topic, &starts, |m| {
         let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
             return Ok(());
         };
+        let Some((histories, checkpoint)) = state.get_mut(&m.partition()) else {
+            return Ok(());
+        };
         match (key, m.payload()) {
-            (CHECKPOINT_KEY, Some(v)) => checkpoint = Some(PartitionCheckpoint::decode(v)?),
-            (CHECKPOINT_KEY, None) => checkpoint = None,
+            (CHECKPOINT_KEY, Some(v)) => *checkpoint = Some(PartitionCheckpoint::decode(v)?),
+            (CHECKPOINT_KEY, None) => *checkpoint = None,
             (_, Some(v)) => {
                 let history = DossierHistory::decode(v)?;
                 histories.insert(Arc::from(key), history.entries);
@@ -236,31 +260,37 @@ fn restore(shared: &Shared, id: i32) -> anyhow::Result<Partition> {
         }
         Ok(())
     })?;
-    let from = checkpoint
-        .as_ref()
-        .map_or(0, |c: &PartitionCheckpoint| c.output_end);
-    let mut suppress = HashSet::new();
-    io::read_partition(cfg, &cfg.output_topic, id, Offset::Offset(from), |m| {
+    let starts: Vec<(i32, Offset)> = ids
+        .iter()
+        .map(|p| {
+            let end = state[p].1.as_ref().map_or(0, |c| c.output_end);
+            (*p, Offset::Offset(end))
+        })
+        .collect();
+    let mut suppress: HashMap<i32, HashSet<String>> = HashMap::new();
+    io::read_partitions(cfg, &cfg.output_topic, &starts, |m| {
         if let Some(id) = io::header(m, ID_HEADER) {
-            suppress.insert(id.to_owned());
+            suppress.entry(m.partition()).or_default().insert(id.to_owned());
         }
         Ok(())
     })?;
-    let dossiers = histories.len();
-    let (written, next) = (
-        suppress.len(),
-        checkpoint.as_ref().map_or(0, |c| c.next_offset),
-    );
-    let p = Partition::restore(id, (shared.factory)(), histories, checkpoint, suppress)?;
-    tracing::info!(
-        partition = id,
-        changelog_records = records,
-        dossiers,
-        written_after_checkpoint = written,
-        next_offset = next,
-        "restored partition"
-    );
-    Ok(p)
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (histories, checkpoint) = state.remove(id).unwrap_or_default();
+        let suppress = suppress.remove(id).unwrap_or_default();
+        let (dossiers, written) = (histories.len(), suppress.len());
+        let p = Partition::restore(*id, (shared.factory)(), histories, checkpoint, suppress)?;
+        tracing::info!(
+            partition = id,
+            dossiers,
+            written_after_checkpoint = written,
+            next_offset = p.next_offset,
+            "restored partition"
+        );
+        out.push(p);
+    }
+    tracing::debug!(changelog_records = records, "read the changelog");
+    Ok(out)
 }
 
 /// Sends one record, waiting while the producer's queue is full.
@@ -440,9 +470,8 @@ fn reset(shared: &Shared, consumer: &BaseConsumer<Context>) {
     shared.kafka_metrics.resets.inc();
     shared.ready.store(false, Ordering::Relaxed);
     let ids: Vec<i32> = shared.partitions().keys().copied().collect();
-    for id in ids {
-        let p = restore_with_retries(shared, id);
-        let offset = Offset::Offset(p.next_offset);
+    for p in restore_with_retries(shared, &ids) {
+        let (id, offset) = (p.id, shared.resume_at(&p));
         shared.partitions().insert(id, p);
         if let Err(e) = consumer.seek(&shared.cfg.input_topic, id, offset, io::REQUEST_TIMEOUT) {
             tracing::error!(partition = id, error = %e, "seek after reset failed: exiting");
@@ -450,6 +479,27 @@ fn reset(shared: &Shared, consumer: &BaseConsumer<Context>) {
         }
     }
     shared.ready.store(true, Ordering::Relaxed);
+}
+
+/// How often caught-up partitions move their stream time to the wall clock.
+const CLOCK_TICK: Duration = Duration::from_millis(250);
+
+/// Moves the caught-up partitions' stream time to the wall clock; writes what fires.
+fn advance_caught_up(shared: &Shared, caught_up: &HashSet<i32>) -> anyhow::Result<()> {
+    let now = wall_clock();
+    let mut fired = Vec::new();
+    for (id, p) in shared.partitions().iter_mut() {
+        if caught_up.contains(id) {
+            let raised = p.advance(now);
+            if !raised.is_empty() {
+                fired.push((*id, raised));
+            }
+        }
+    }
+    for (id, raised) in &fired {
+        write_raised(shared, *id, &format!("{id}/clock"), raised)?;
+    }
+    Ok(())
 }
 
 /// Runs the consumer until `stop`; then checkpoints and leaves the group.
@@ -460,7 +510,18 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000");
+        .set("enable.partition.eof", "true")
+        .set("statistics.interval.ms", "5000")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        // Short fetch waits: a broker that holds a fetch for its full wait while other
+        // partitions have data (tansu does) would otherwise pace a catch-up at 2 fetches/s.
+        .set("fetch.wait.max.ms", "50")
+        .set("max.partition.fetch.bytes", "52428800");
+    if let Some(id) = &cfg.instance_id {
+        // Static membership: a restarted instance takes its own place back at once.
+        c.set("group.instance.id", id);
+    }
     for (key, value) in &cfg.properties {
         c.set(key, value);
     }
@@ -470,28 +531,36 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
     consumer.subscribe(&[&cfg.input_topic])?;
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
     let mut last = Instant::now();
+    // Partitions whose end was reached (and nothing consumed since): their stream time
+    // follows the wall clock.
+    let mut caught_up: HashSet<i32> = HashSet::new();
+    let mut last_clock = Instant::now();
+    let mut epoch = 0;
     while !stop.load(Ordering::Relaxed) {
-        let result = match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => handle(&shared, &m),
+        let now_epoch = shared.rebalances.load(Ordering::Relaxed);
+        if now_epoch != epoch {
+            epoch = now_epoch;
+            caught_up.clear();
+        }
+        let mut result = match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                caught_up.remove(&m.partition());
+                handle(&shared, &m)
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                caught_up.insert(p);
+                Ok(())
+            }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "consumer");
                 Ok(())
             }
-            None => {
-                // Caught up: stream time follows the wall clock.
-                let now = wall_clock();
-                let mut fired = Vec::new();
-                for (id, p) in shared.partitions().iter_mut() {
-                    let raised = p.advance(now);
-                    if !raised.is_empty() {
-                        fired.push((*id, format!("{id}/clock"), raised));
-                    }
-                }
-                fired
-                    .iter()
-                    .try_for_each(|(id, input, raised)| write_raised(&shared, *id, input, raised))
-            }
+            None => Ok(()),
         };
+        if result.is_ok() && last_clock.elapsed() >= CLOCK_TICK {
+            last_clock = Instant::now();
+            result = advance_caught_up(&shared, &caught_up);
+        }
         let result = result.and_then(|()| {
             if last.elapsed() >= interval {
                 last = Instant::now();
@@ -503,6 +572,7 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
         if let Err(e) = result {
             tracing::error!(error = %e, "checkpoint failed: restoring owned partitions again");
             reset(&shared, &consumer);
+            caught_up.clear();
         }
     }
     tracing::info!("stopping the consumer: last checkpoint, then leaving the group");
