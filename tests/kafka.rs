@@ -81,10 +81,21 @@ impl Broker {
 
     fn spawn(dir: &Path, addr: &str, storage: &str) -> Child {
         let url = format!("tcp://{addr}");
-        let log = std::fs::File::create(dir.join("tansu.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("tansu.log"))
+            .unwrap();
         let child = Command::new(tansu())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", storage])
+            .current_dir(dir)
             .env("RUST_LOG", "warn")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -158,7 +169,8 @@ impl Broker {
             .map_or(0, |t| t.partitions().len() as i32);
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
         }
         if partitions == 0 {
             return Vec::new();
@@ -249,10 +261,22 @@ fn kafka_env(broker: &Broker, prefix: &str) -> Vec<(String, String)> {
     [
         ("DUNGHAN__KAFKA__BROKERS", broker.addr.clone()),
         ("DUNGHAN__KAFKA__GROUP_ID", format!("{prefix}-group")),
-        ("DUNGHAN__KAFKA__INPUT_TOPIC", format!("{prefix}.dossier-events")),
-        ("DUNGHAN__KAFKA__OUTPUT_TOPIC", format!("{prefix}.sla-events")),
-        ("DUNGHAN__KAFKA__CHANGELOG_TOPIC", format!("{prefix}.changelog")),
-        ("DUNGHAN__KAFKA__DEAD_LETTER_TOPIC", format!("{prefix}.dead-letter")),
+        (
+            "DUNGHAN__KAFKA__INPUT_TOPIC",
+            format!("{prefix}.dossier-events"),
+        ),
+        (
+            "DUNGHAN__KAFKA__OUTPUT_TOPIC",
+            format!("{prefix}.sla-events"),
+        ),
+        (
+            "DUNGHAN__KAFKA__CHANGELOG_TOPIC",
+            format!("{prefix}.changelog"),
+        ),
+        (
+            "DUNGHAN__KAFKA__DEAD_LETTER_TOPIC",
+            format!("{prefix}.dead-letter"),
+        ),
         ("DUNGHAN__KAFKA__PARTITIONS", PARTITIONS.to_string()),
         ("DUNGHAN__KAFKA__CHECKPOINT_INTERVAL_MS", "100".into()),
         ("DUNGHAN__CATALOG__FILE", catalog.display().to_string()),
@@ -272,7 +296,13 @@ impl Instance {
             .open(dir.join(format!("{name}.log")))
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-            .args(["serve", "--grpc-listen", grpc, "--metrics-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--grpc-listen",
+                grpc,
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("DUNGHAN__CALENDAR__FILE")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
@@ -319,10 +349,7 @@ impl Instance {
     /// SIGTERM, then waits for a clean exit (last checkpoint, group left).
     fn stop(mut self) {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "graceful stop exits 0: {exit:?}");
@@ -399,16 +426,25 @@ fn events(n: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
         );
         let mut t = t0;
         if procedure == "P5" {
-            push(t, r#""stepStarted":{"stepId":"xu-ly","departmentId":"phong-a"}"#.into());
+            push(
+                t,
+                r#""stepStarted":{"stepId":"xu-ly","departmentId":"phong-a"}"#.into(),
+            );
             t += hours(2 + rng.below(120));
             push(t, r#""stepCompleted":{"stepId":"xu-ly"}"#.into());
-            push(t, r#""stepStarted":{"stepId":"duyet","departmentId":"phong-b"}"#.into());
+            push(
+                t,
+                r#""stepStarted":{"stepId":"duyet","departmentId":"phong-b"}"#.into(),
+            );
             t += hours(1 + rng.below(48));
             push(t, r#""stepCompleted":{"stepId":"duyet"}"#.into());
         }
         if rng.below(6) == 0 {
             t += hours(1 + rng.below(24));
-            push(t, r#""supplementRequested":{"reason":"thiếu giấy tờ"}"#.into());
+            push(
+                t,
+                r#""supplementRequested":{"reason":"thiếu giấy tờ"}"#.into(),
+            );
             t += hours(1 + rng.below(72));
             push(t, r#""supplementReceived":{}"#.into());
         }
@@ -424,8 +460,10 @@ fn events(n: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
                 t += hours(1 + rng.below(48));
                 push(t, r#""resultReturned":{}"#.into());
                 if rng.below(2) == 0 {
-                    let level = ["SATISFACTION_LEVEL_SATISFIED", "SATISFACTION_LEVEL_DISSATISFIED"]
-                        [rng.below(2) as usize];
+                    let level = [
+                        "SATISFACTION_LEVEL_SATISFIED",
+                        "SATISFACTION_LEVEL_DISSATISFIED",
+                    ][rng.below(2) as usize];
                     push(
                         t + 60,
                         format!(r#""citizenRated":{{"departmentId":"phong-a","level":"{level}"}}"#),
@@ -453,13 +491,25 @@ fn replay(dir: &Path, events: &[(String, Vec<u8>)]) -> Vec<Value> {
     let now = chrono::Utc::now().to_rfc3339();
     let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios/catalog.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-        .args(["replay", "--quiet", "--now", &now, "--until", &now, "--catalog"])
+        .args([
+            "replay",
+            "--quiet",
+            "--now",
+            &now,
+            "--until",
+            &now,
+            "--catalog",
+        ])
         .arg(catalog)
         .arg(&file)
         .env_remove("DUNGHAN__CALENDAR__FILE")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -475,7 +525,11 @@ fn output(broker: &Broker, topic: &str) -> Vec<Value> {
         .map(|r| {
             let event = SlaEvent::decode(r.payload.as_slice()).expect("protobuf SlaEvent");
             assert_eq!(r.headers.get("dunghan-id"), Some(&event.id), "id header");
-            assert_eq!(r.key.as_deref(), Some(event.dossier_id.as_str()), "keyed by dossier");
+            assert_eq!(
+                r.key.as_deref(),
+                Some(event.dossier_id.as_str()),
+                "keyed by dossier"
+            );
             serde_json::to_value(&event).unwrap()
         })
         .collect()
@@ -484,7 +538,8 @@ fn output(broker: &Broker, topic: &str) -> Vec<Value> {
 /// Waits until the output holds at least `expected` records and has not changed for a few
 /// seconds (so that a late duplicate would be seen), then returns it.
 fn settled_output(broker: &Broker, topic: &str, expected: usize, dir: &Path) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(std::env::var("KAFKA_TEST_WAIT").map_or(240, |v| v.parse().unwrap()));
+    let deadline = Instant::now()
+        + Duration::from_secs(std::env::var("KAFKA_TEST_WAIT").map_or(240, |v| v.parse().unwrap()));
     let mut last = 0;
     let mut stable_since = Instant::now();
     loop {
@@ -500,7 +555,9 @@ fn settled_output(broker: &Broker, topic: &str, expected: usize, dir: &Path) -> 
             Instant::now() < deadline,
             "output stuck at {} of {expected} records ({:?}); logs in {}",
             out.len(),
-            out.iter().map(|e| e["id"].as_str().unwrap_or("?")).collect::<Vec<_>>(),
+            out.iter()
+                .map(|e| e["id"].as_str().unwrap_or("?"))
+                .collect::<Vec<_>>(),
             dir.display()
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -519,12 +576,26 @@ fn assert_same(actual: &[Value], expected: &[Value]) {
         m
     };
     let (a, e) = (by_id(actual), by_id(expected));
-    let repeated: Vec<&String> = a.iter().filter(|(_, v)| v.len() > 1).map(|(k, _)| k).collect();
+    let repeated: Vec<&String> = a
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(k, _)| k)
+        .collect();
     assert!(repeated.is_empty(), "raised more than once: {repeated:?}");
     let missing: Vec<&String> = e.keys().filter(|k| !a.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "{} missing, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let extra: Vec<&String> = a.keys().filter(|k| !e.contains_key(*k)).collect();
-    assert!(extra.is_empty(), "{} extra, e.g. {:?}", extra.len(), &extra[..extra.len().min(5)]);
+    assert!(
+        extra.is_empty(),
+        "{} extra, e.g. {:?}",
+        extra.len(),
+        &extra[..extra.len().min(5)]
+    );
     for (id, events) in &e {
         assert_eq!(&a[id][0], &events[0], "event {id} differs");
     }
@@ -537,7 +608,11 @@ fn same_output_as_replay_through_kill_9_restarts() {
     let env = kafka_env(&broker, "crash");
     let events = events(1_000, 7);
     let expected = replay(&dir, &events);
-    assert!(expected.len() > 3_000, "a rich stream: {} raised", expected.len());
+    assert!(
+        expected.len() > 3_000,
+        "a rich stream: {} raised",
+        expected.len()
+    );
     // The backlog is there before the instance: it is behind, so stream time follows
     // event time, as a replay's clock does, until it has caught up.
     broker.create_topics("crash");
@@ -587,7 +662,10 @@ fn same_output_as_replay_through_rebalances() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(owned, PARTITIONS as f64, "the last instance owns every partition");
+    assert_eq!(
+        owned, PARTITIONS as f64,
+        "the last instance owns every partition"
+    );
     c.stop();
 }
 
@@ -632,15 +710,26 @@ fn bad_input_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
     reasons.sort();
     assert_eq!(
         reasons,
-        ["malformed", "malformed", "malformed", "malformed", "unknown_dossier"],
+        [
+            "malformed",
+            "malformed",
+            "malformed",
+            "malformed",
+            "unknown_dossier"
+        ],
         "logs in {}",
         dir.display()
     );
     for letter in &letters {
         assert!(!letter.headers["dunghan-message"].is_empty());
-        assert!(letter.headers["dunghan-input"].contains('/'), "input position");
         assert!(
-            records.iter().any(|(_, payload)| *payload == letter.payload),
+            letter.headers["dunghan-input"].contains('/'),
+            "input position"
+        );
+        assert!(
+            records
+                .iter()
+                .any(|(_, payload)| *payload == letter.payload),
             "the original bytes are kept"
         );
     }
@@ -669,7 +758,10 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
 
     let dir = scratch("query");
     let broker = Broker::start(&dir);
-    let (pa, pb) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let (pa, pb) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
     let mut env = kafka_env(&broker, "query");
     env.push(("DUNGHAN__CLUSTER__PEERS".into(), format!("{pa},{pb}")));
     let a = Instance::start(&dir, "a", &env, &pa);
@@ -714,15 +806,23 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
         for (d, _) in &events {
             for c in [&ca, &cb] {
                 let t = DossierServiceClient::new(c.clone())
-                    .get_timeline(GetTimelineRequest { dossier_id: d.clone() })
+                    .get_timeline(GetTimelineRequest {
+                        dossier_id: d.clone(),
+                    })
                     .await;
                 if finished.contains(d.as_str()) {
-                    assert_eq!(t.unwrap_err().code(), tonic::Code::NotFound, "{d} forgotten");
+                    assert_eq!(
+                        t.unwrap_err().code(),
+                        tonic::Code::NotFound,
+                        "{d} forgotten"
+                    );
                     continue;
                 }
                 let t = t.unwrap().into_inner();
-                let want: Vec<&Value> =
-                    expected.iter().filter(|e| e["dossierId"] == d.as_str()).collect();
+                let want: Vec<&Value> = expected
+                    .iter()
+                    .filter(|e| e["dossierId"] == d.as_str())
+                    .collect();
                 assert_eq!(t.raised.len(), want.len(), "timeline of {d}");
                 assert!(t.events.iter().all(|e| e.dossier_id == *d));
                 asked += 1;
@@ -745,7 +845,8 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
             .unwrap()
             .into_inner();
         assert_eq!(listed.dossiers.len(), open);
-        // Rates over all of 2025 sum both instances: every dossier received once.
+        // Rates over 2025 sum both instances' dossiers; in Kafka mode they cover the
+        // dossiers the cluster still holds (ended ones are forgotten after the retention).
         let year = |y: &str| {
             Some(dunghan_proto::pbjson_types::Timestamp {
                 seconds: chrono::DateTime::parse_from_rfc3339(y).unwrap().timestamp(),
@@ -761,10 +862,33 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(rates.total.unwrap().received, 60);
+        assert_eq!(rates.total.unwrap().received, open as u64);
     });
     a.stop();
     b.stop();
 }
 
-
+#[test]
+#[ignore = "not passing yet: after a tansu 0.6.0 restart (SQLite storage) the instance's \
+            pending writes are never acknowledged and its checkpoint waits; see the issue 5 note"]
+fn a_broker_restart_loses_nothing_and_repeats_nothing() {
+    let dir = scratch("restart");
+    // Durable broker storage (SQLite in the test directory), so a restart keeps the topics.
+    let mut broker = Broker::with_storage(&dir, "sqlite://tansu.db".into());
+    let env = kafka_env(&broker, "restart");
+    let events = events(600, 33);
+    let expected = replay(&dir, &events);
+    broker.create_topics("restart");
+    broker.produce("restart.dossier-events", &events);
+    let instance = Instance::start(&dir, "a", &env, "127.0.0.1:0");
+    instance.wait_ready();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while output(&broker, "restart.sla-events").is_empty() {
+        assert!(Instant::now() < deadline, "no output before the restart");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    broker.restart(&dir);
+    let actual = settled_output(&broker, "restart.sla-events", expected.len(), &dir);
+    assert_same(&actual, &expected);
+    instance.stop();
+}

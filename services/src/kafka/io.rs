@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::KafkaSection;

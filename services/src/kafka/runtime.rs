@@ -237,7 +237,10 @@ fn restore_with_retries(shared: &Shared, ids: &[i32]) -> Vec<Partition> {
 /// rebuilds their state.
 fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     let cfg = &shared.cfg;
-    type State = (HashMap<Arc<str>, Vec<ChangelogEntry>>, Option<PartitionCheckpoint>);
+    type State = (
+        HashMap<Arc<str>, Vec<ChangelogEntry>>,
+        Option<PartitionCheckpoint>,
+    );
     let mut state: HashMap<i32, State> = ids.iter().map(|p| (*p, Default::default())).collect();
     let starts: Vec<(i32, Offset)> = ids.iter().map(|p| (*p, Offset::Beginning)).collect();
     let records = io::read_partitions(cfg, &cfg.changelog_topic, &starts, |m| {
@@ -270,7 +273,10 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     let mut suppress: HashMap<i32, HashSet<String>> = HashMap::new();
     io::read_partitions(cfg, &cfg.output_topic, &starts, |m| {
         if let Some(id) = io::header(m, ID_HEADER) {
-            suppress.entry(m.partition()).or_default().insert(id.to_owned());
+            suppress
+                .entry(m.partition())
+                .or_default()
+                .insert(id.to_owned());
         }
         Ok(())
     })?;
