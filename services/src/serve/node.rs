@@ -249,6 +249,9 @@ impl Node {
             if status != PublishStatus::Duplicate {
                 stored.push((now, event));
             }
+            if status == PublishStatus::Accepted {
+                self.metrics.published(event);
+            }
             if let (
                 PublishStatus::Accepted,
                 Some(dunghan_proto::v1::dossier_event::Payload::CitizenRated(r)),
