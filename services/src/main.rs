@@ -3,11 +3,13 @@
 mod cli;
 mod cmd_calendar;
 mod cmd_deadline;
+mod cmd_notify;
 mod cmd_replay;
 mod config;
 mod convert;
 mod files;
 mod format;
+mod notify;
 mod serve;
 
 use std::process::ExitCode;
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Deadline(args) => cmd_deadline::run(args),
         cli::Command::Replay(args) => cmd_replay::run(args),
         cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Notify(args) => cmd_notify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
