@@ -2,7 +2,7 @@
 //! their unit tests), amtool (Alertmanager config and routes), a real Prometheus scraping a
 //! real `dunghan serve` until the on-time recording rule has the hand-computed value, the
 //! dashboards' PromQL parsed by that Prometheus and checked against existing names, and the
-//! deployment YAML parsed.
+//! deployment YAML parsed, and a real Alertmanager routing and inhibiting alerts.
 
 mod common;
 
@@ -622,5 +622,129 @@ fn deployment_files_parse_and_their_configs_load() {
     // The Prometheus in compose reads the cluster scrape config checked above.
     let command = services["prometheus"]["command"].to_string();
     assert!(command.contains("prometheus-cluster.yml"), "{command}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_real_alertmanager_inhibits_step_alerts_under_a_dossier_alert() {
+    let dir = fresh_dir("ops-alertmanager");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = repo().join("deploy/alertmanager/alertmanager.yml");
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager (Debian package; ./tests/run.sh installs it)");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _alertmanager = Kill(child);
+    let until = |what: &str, mut ok: Box<dyn FnMut() -> bool>| {
+        let start = Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {what} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let ready_addr = addr.clone();
+    until(
+        "Alertmanager ready",
+        Box::new(move || http_get(&ready_addr, "/-/ready").is_some_and(|(s, _)| s == 200)),
+    );
+    let url = format!("--alertmanager.url=http://{addr}");
+    for labels in [
+        [
+            "DunghanApologyOverdue",
+            "department=phong-quan-ly-van-hoa",
+            "severity=page",
+            "scope=dossier",
+        ],
+        [
+            "DunghanStepsOverdue",
+            "department=phong-quan-ly-van-hoa",
+            "severity=ticket",
+            "scope=step",
+        ],
+        [
+            "DunghanStepsOverdue",
+            "department=phong-ho-tich",
+            "severity=ticket",
+            "scope=step",
+        ],
+    ] {
+        let mut args = vec![url.as_str(), "alert", "add"];
+        args.extend(labels);
+        run("amtool", &args, &dir);
+    }
+    // The apology overdue silences the same department's step alert, not another's.
+    let states = move || -> BTreeSet<(String, String, String, String)> {
+        let (_, body) = http_get(&addr, "/api/v2/alerts").unwrap_or_default();
+        let alerts: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        alerts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let mut receivers: Vec<&str> = a["receivers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["name"].as_str().unwrap())
+                    .collect();
+                receivers.sort_unstable();
+                (
+                    a["labels"]["alertname"].as_str().unwrap().to_owned(),
+                    a["labels"]["department"].as_str().unwrap().to_owned(),
+                    a["status"]["state"].as_str().unwrap().to_owned(),
+                    receivers.join(","),
+                )
+            })
+            .collect()
+    };
+    let expected: BTreeSet<(String, String, String, String)> = [
+        (
+            "DunghanApologyOverdue",
+            "phong-quan-ly-van-hoa",
+            "active",
+            "head-phong-quan-ly-van-hoa,one-stop-centre-director",
+        ),
+        (
+            "DunghanStepsOverdue",
+            "phong-quan-ly-van-hoa",
+            "suppressed",
+            "head-phong-quan-ly-van-hoa,null",
+        ),
+        (
+            "DunghanStepsOverdue",
+            "phong-ho-tich",
+            "active",
+            "head-phong-ho-tich,null",
+        ),
+    ]
+    .iter()
+    .map(|(a, b, c, d)| ((*a).into(), (*b).into(), (*c).into(), (*d).into()))
+    .collect();
+    let mut last = BTreeSet::new();
+    let start = Instant::now();
+    while last != expected {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "alerts in Alertmanager: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        last = states();
+    }
+    drop(_alertmanager);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -35,9 +35,10 @@ command -v cc >/dev/null || apt_install build-essential
 command -v promtool >/dev/null || apt_install prometheus
 # ---- ops kit (issue 6) --------------------------------------------------------------------
 # The operations kit in deploy/ is checked by the real tools: promtool and a Prometheus
-# daemon (Debian prometheus, above; tests/ops.rs starts one on a free loopback port), amtool
-# (Debian prometheus-alertmanager; no daemon is started), and python3 with its yaml module
-# for the Kubernetes and compose files.
+# daemon (Debian prometheus, above), amtool and the Alertmanager daemon (Debian
+# prometheus-alertmanager; tests/ops.rs starts both daemons on free loopback ports, the
+# package's own service is not used), and python3 with its yaml module for the Kubernetes
+# and compose files.
 command -v amtool >/dev/null || apt_install prometheus-alertmanager
 command -v prometheus >/dev/null || apt_install prometheus
 python3 -c 'import yaml' 2>/dev/null || apt_install python3 python3-yaml
