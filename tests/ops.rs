@@ -321,6 +321,17 @@ async fn prometheus_records_the_on_time_rate_of_a_live_node() {
             && rates[1].0 == "online"
             && (rates[1].1 - 2.0 / 3.0).abs() < 1e-9
     });
+    // The node's own counters behind those rules (and the department's step counters).
+    let (_, scrape) = http_get(&node.metrics, "/metrics").unwrap();
+    for line in [
+        "dunghan_dossiers_finished_by_procedure_total{agency=\"so-a\",outcome=\"early\",procedure=\"P3\"} 3",
+        "dunghan_dossiers_finished_by_procedure_total{agency=\"so-a\",outcome=\"ended\",procedure=\"P3\"} 1",
+        "dunghan_dossiers_finished_by_procedure_total{agency=\"so-a\",outcome=\"late\",procedure=\"P5\"} 0",
+        "dunghan_steps_started_total{department=\"phong-a\"} 1",
+        "dunghan_steps_overdue_total{department=\"phong-a\"} 1",
+    ] {
+        assert!(scrape.contains(line), "{line} in\n{scrape}");
+    }
     // Every rule file loaded, no rule broken.
     let (_, rules) = http_get(&prometheus.addr, "/api/v1/rules").unwrap();
     let rules: serde_json::Value = serde_json::from_str(&rules).unwrap();
