@@ -33,6 +33,24 @@ command -v cc >/dev/null || apt_install build-essential
 # the node's /metrics with promtool (Debian's prometheus package; no daemon is started).
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || apt_install procps
 command -v promtool >/dev/null || apt_install prometheus
+# ---- ops kit (issue 6) --------------------------------------------------------------------
+# The operations kit in deploy/ is checked by the real tools: promtool and a Prometheus
+# daemon (Debian prometheus, above), amtool and the Alertmanager daemon (Debian
+# prometheus-alertmanager; tests/ops.rs starts both daemons on free loopback ports, the
+# package's own service is not used), and python3 with its yaml module for the Kubernetes
+# and compose files.
+command -v amtool >/dev/null || apt_install prometheus-alertmanager
+command -v prometheus >/dev/null || apt_install prometheus
+python3 -c 'import yaml' 2>/dev/null || apt_install python3 python3-yaml
+# Fast checks first (tests/ops.rs runs them again, plus routes and a live Prometheus).
+log "promtool / amtool: deploy/prometheus, deploy/alertmanager"
+(cd deploy/prometheus \
+    && promtool check config prometheus.yml prometheus-cluster.yml >/dev/null \
+    && promtool check rules rules/*.yml \
+    && promtool test rules tests/rules.test.yml)
+amtool check-config deploy/alertmanager/alertmanager.yml
+# ---- end of ops kit (issue 6) -------------------------------------------------------------
+
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
         rustup component add "$component"

@@ -26,6 +26,10 @@ pub(crate) enum Command {
     /// Replay a file of dossier events (JSON lines) through the SLA engine, firing timers by
     /// event time; raised events go to stdout as JSON lines, a summary to stderr.
     Replay(ReplayArgs),
+    /// Deliver raised events (a node's WatchSlaEvents stream, or a file) to an HTTP webhook,
+    /// routed by department and escalation level through a directory file, with retries, a
+    /// ledger of delivered ids and a dead-letter file; apology letters for APOLOGY_REQUIRED.
+    Notify(crate::cmd_notify::NotifyArgs),
 }
 
 #[derive(Debug, Args)]

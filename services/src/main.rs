@@ -3,12 +3,14 @@
 mod cli;
 mod cmd_calendar;
 mod cmd_deadline;
+mod cmd_notify;
 mod cmd_replay;
 mod config;
 mod convert;
 mod files;
 mod format;
 mod kafka;
+mod notify;
 mod serve;
 
 use std::process::ExitCode;
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         cli::Command::Deadline(args) => cmd_deadline::run(args),
         cli::Command::Replay(args) => cmd_replay::run(args),
         cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Notify(args) => cmd_notify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,6 +39,18 @@ pub(crate) const RATINGS: &str = "dunghan_satisfaction_ratings_total";
 pub(crate) const TIME_RATIO: &str = "dunghan_processing_time_ratio";
 /// How late the last clock tick found the earliest due timer, in seconds.
 pub(crate) const TIMER_LAG: &str = "dunghan_timer_lag_seconds";
+/// Dossiers finished or ended, by agency, procedure code and outcome (the on-time rate per
+/// procedure; the procedure's field is in [`FINISHED`]).
+pub(crate) const FINISHED_BY_PROCEDURE: &str = "dunghan_dossiers_finished_by_procedure_total";
+/// Steps handed to a department (accepted StepStarted), by department.
+pub(crate) const STEPS_STARTED: &str = "dunghan_steps_started_total";
+/// Steps that overran their allotted time (the level 1 escalation), by department: with
+/// [`STEPS_STARTED`] the department's on-time rate, since a step's department is the one
+/// at fault when it overruns.
+pub(crate) const STEPS_OVERDUE: &str = "dunghan_steps_overdue_total";
+
+/// Outcome label values of [`FINISHED`] and [`FINISHED_BY_PROCEDURE`].
+const OUTCOMES: [&str; 4] = ["early", "on_time", "late", "ended"];
 
 /// The node's metrics.
 #[derive(Debug, Clone)]
@@ -57,6 +69,9 @@ pub(crate) struct Metrics {
     pub(crate) ratings: IntCounterVec,
     pub(crate) time_ratio: Histogram,
     pub(crate) timer_lag: Gauge,
+    finished_by_procedure: IntCounterVec,
+    steps_started: IntCounterVec,
+    steps_overdue: IntCounterVec,
 }
 
 fn counter(
@@ -149,6 +164,28 @@ impl Metrics {
         for result in ["ok", "invalid_argument", "not_found"] {
             deadline_requests.with_label_values(&[result]);
         }
+        let finished_by_procedure = counter(
+            &registry,
+            FINISHED_BY_PROCEDURE,
+            "Dossiers finished (by outcome) or ended, by procedure.",
+            &["agency", "procedure", "outcome"],
+        )?;
+        let steps_started = counter(
+            &registry,
+            STEPS_STARTED,
+            "Steps handed to a department.",
+            &["department"],
+        )?;
+        let steps_overdue = counter(
+            &registry,
+            STEPS_OVERDUE,
+            "Steps that overran their allotted time, by department.",
+            &["department"],
+        )?;
+        // Every level from the start, so a rate over the ratings sees the first one too.
+        for level in ["very_satisfied", "satisfied", "acceptable", "dissatisfied"] {
+            ratings.with_label_values(&[level]);
+        }
         Ok(Metrics {
             registry,
             deadline_requests,
@@ -164,7 +201,22 @@ impl Metrics {
             ratings,
             time_ratio,
             timer_lag,
+            finished_by_procedure,
+            steps_started,
+            steps_overdue,
         })
+    }
+
+    /// Counts what a published event tells the metrics directly (the raised events are
+    /// counted by [`Metrics::observe`]): a step handed to a department.
+    pub(crate) fn published(&self, event: &dunghan_proto::v1::DossierEvent) {
+        use dunghan_proto::v1::dossier_event::Payload;
+        if let Some(Payload::StepStarted(s)) = &event.payload {
+            let department = [s.department_id.as_str()];
+            self.steps_started.with_label_values(&department).inc();
+            // Created at zero now, so the first overrun is an increase Prometheus sees.
+            self.steps_overdue.with_label_values(&department);
+        }
     }
 
     /// Counts raised events that were stored for the first time (a restart's replay finds
@@ -186,21 +238,46 @@ impl Metrics {
                 .to_ascii_lowercase();
             let labels = [r.agency_id.as_str(), r.field.as_str(), channel.as_str()];
             match kind {
-                SlaEventKind::DeadlineComputed => self.received.with_label_values(&labels).inc(),
+                SlaEventKind::DeadlineComputed => {
+                    self.received.with_label_values(&labels).inc();
+                    // Every outcome series exists at zero from the receipt on: a counter
+                    // born at 1 would be an increase that `increase()` never sees, and the
+                    // on-time rate rules would miss the dossier.
+                    let [a, f, c] = labels;
+                    for outcome in OUTCOMES {
+                        self.finished.with_label_values(&[a, f, c, outcome]);
+                        self.finished_by_procedure.with_label_values(&[
+                            a,
+                            r.procedure_code.as_str(),
+                            outcome,
+                        ]);
+                    }
+                }
                 SlaEventKind::Outcome => {
                     let outcome = match r.outcome() {
-                        Outcome::Early => "early",
-                        Outcome::OnTime => "on_time",
-                        Outcome::Late => "late",
-                        Outcome::Unspecified => "ended",
+                        Outcome::Early => OUTCOMES[0],
+                        Outcome::OnTime => OUTCOMES[1],
+                        Outcome::Late => OUTCOMES[2],
+                        Outcome::Unspecified => OUTCOMES[3],
                     };
                     let [a, f, c] = labels;
                     self.finished.with_label_values(&[a, f, c, outcome]).inc();
+                    self.finished_by_procedure
+                        .with_label_values(&[a, r.procedure_code.as_str(), outcome])
+                        .inc();
                 }
-                SlaEventKind::ApologyRequired => self
-                    .apologies
-                    .with_label_values(&[r.department_id.as_str(), "required"])
+                SlaEventKind::Escalation if r.level == 1 && !r.step_id.is_empty() => self
+                    .steps_overdue
+                    .with_label_values(&[r.department_id.as_str()])
                     .inc(),
+                SlaEventKind::ApologyRequired => {
+                    let department = r.department_id.as_str();
+                    self.apologies
+                        .with_label_values(&[department, "required"])
+                        .inc();
+                    // Zero until one is overdue, so the first overdue one is an increase.
+                    self.apologies.with_label_values(&[department, "overdue"]);
+                }
                 SlaEventKind::ApologyOverdue => self
                     .apologies
                     .with_label_values(&[r.department_id.as_str(), "overdue"])
@@ -234,6 +311,9 @@ impl Metrics {
             ""
         };
         self.events.with_label_values(&[label, reason]).inc();
+        if let Some(e) = accepted {
+            self.published(e);
+        }
         match accepted.and_then(|e| e.payload.as_ref()) {
             Some(Payload::CitizenRated(r)) => {
                 let level = r

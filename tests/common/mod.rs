@@ -1,0 +1,183 @@
+//! Helpers shared by the operations-kit tests (tests/ops.rs, tests/notify.rs): a real
+//! `dunghan serve` on loopback ports, event builders, and a tiny blocking HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use dunghan_proto::pbjson_types::Timestamp;
+use dunghan_proto::v1::dossier_event::Payload;
+use dunghan_proto::v1::DossierEvent;
+
+/// The repository's root directory.
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("services/ has a parent")
+        .to_path_buf()
+}
+
+/// A fresh, empty directory for one test.
+pub(crate) fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dunghan-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `dunghan serve`; killed when dropped.
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) grpc: String,
+    pub(crate) metrics: String,
+}
+
+impl Node {
+    /// Starts a node on free loopback ports with the scenario catalog
+    /// (tests/scenarios/catalog.toml) and a data directory under `dir`.
+    pub(crate) fn start(dir: &Path) -> Node {
+        let catalog = repo().join("tests/scenarios/catalog.toml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
+            .args([
+                "serve",
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--catalog")
+            .arg(catalog)
+            .env_remove("DUNGHAN__CATALOG__FILE")
+            .env_remove("DUNGHAN__CALENDAR__FILE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the dunghan binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let grpc = lines
+            .next()
+            .and_then(Result::ok)
+            .and_then(|l| l.strip_prefix("gRPC listening on ").map(str::to_owned))
+            .expect("the gRPC line first");
+        let metrics = lines
+            .next()
+            .and_then(Result::ok)
+            .and_then(|l| {
+                l.strip_prefix("metrics on http://")
+                    .and_then(|m| m.strip_suffix("/metrics"))
+                    .map(str::to_owned)
+            })
+            .expect("the metrics line second");
+        Node {
+            child,
+            grpc,
+            metrics,
+        }
+    }
+
+    /// Publishes events; every one must be accepted.
+    pub(crate) async fn publish(&self, events: Vec<DossierEvent>) {
+        use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
+        use dunghan_proto::v1::{PublishRequest, PublishStatus};
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects over TCP");
+        let reply = IngestServiceClient::new(channel)
+            .publish(PublishRequest { events })
+            .await
+            .expect("publish")
+            .into_inner();
+        for r in reply.results {
+            assert_eq!(r.status(), PublishStatus::Accepted, "{r:?}");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An RFC 3339 instant as a protobuf timestamp.
+pub(crate) fn at(text: &str) -> Option<Timestamp> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    })
+}
+
+/// One dossier event.
+pub(crate) fn event(id: &str, dossier: &str, at_text: &str, payload: Payload) -> DossierEvent {
+    DossierEvent {
+        event_id: id.into(),
+        dossier_id: dossier.into(),
+        occurred_at: at(at_text),
+        payload: Some(payload),
+    }
+}
+
+/// A dossier of `procedure` received by agency so-a on Mon 5/10/2026 at 10:00.
+pub(crate) fn received(dossier: &str, procedure: &str, channel: i32) -> DossierEvent {
+    event(
+        &format!("{dossier}-r"),
+        dossier,
+        "2026-10-05T10:00:00+07:00",
+        Payload::Received(dunghan_proto::v1::DossierReceived {
+            procedure_code: procedure.into(),
+            agency_id: "so-a".into(),
+            channel,
+            ..Default::default()
+        }),
+    )
+}
+
+/// The dossier's result ready at `at_text`.
+pub(crate) fn ready(dossier: &str, at_text: &str) -> DossierEvent {
+    event(
+        &format!("{dossier}-ready"),
+        dossier,
+        at_text,
+        Payload::ResultReady(Default::default()),
+    )
+}
+
+/// A free loopback port (bound, then released for the child process to take).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Percent-encodes a query-string value.
+pub(crate) fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A blocking HTTP/1.0 GET: (status code, body), or None when nothing listens.
+pub(crate) fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
