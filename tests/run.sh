@@ -51,6 +51,20 @@ log "promtool / amtool: deploy/prometheus, deploy/alertmanager"
 amtool check-config deploy/alertmanager/alertmanager.yml
 # ---- end of ops kit (issue 6) -------------------------------------------------------------
 
+# ---- Kafka-protocol broker (issue 5) -----------------------------------------------------
+# tests/kafka.rs runs `dunghan serve` in Kafka mode against a real broker: tansu 0.6.0,
+# built from crates.io once (about 10 minutes) and reused from /var/tmp afterwards.
+TANSU_ROOT="${TANSU_ROOT:-/var/tmp/dunghan-tools}"
+TANSU_FEATURES="dynostore,libsql"
+if [ "$(cat "$TANSU_ROOT/tansu.features" 2>/dev/null)" != "0.6.0 $TANSU_FEATURES" ] \
+    || [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
+    log "installing the tansu 0.6.0 broker into $TANSU_ROOT (once; about 10 minutes)"
+    cargo install tansu --version 0.6.0 --locked --features "$TANSU_FEATURES" \
+        --root "$TANSU_ROOT" --force
+    echo "0.6.0 $TANSU_FEATURES" > "$TANSU_ROOT/tansu.features"
+fi
+export TANSU="$TANSU_ROOT/bin/tansu"
+
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
         rustup component add "$component"
