@@ -80,7 +80,7 @@ fn deployment_files_parse_and_their_configs_load() {
                 let c = &doc["spec"]["template"]["spec"]["containers"][0];
                 assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
                 assert_eq!(c["startupProbe"]["httpGet"]["path"], "/healthz");
-                assert_eq!(c["readinessProbe"]["grpc"]["port"], 50051);
+                assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
                 assert!(c["resources"]["requests"]["cpu"].is_string());
                 assert!(c["resources"]["requests"]["memory"].is_string());
             }
