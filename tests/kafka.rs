@@ -341,6 +341,23 @@ impl Instance {
         }
     }
 
+    /// Waits until the instance owns at least one partition (restored and ready).
+    fn wait_owning(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (_, metrics) = self.http("/metrics");
+            let owned = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("dunghan_kafka_owned_partitions "))
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            if owned.is_some_and(|n| n > 0.0) && self.http("/readyz").0 == 200 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "owns no partition after 90 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -622,7 +639,7 @@ fn same_output_as_replay_through_kill_9_restarts() {
     for _ in 0..3 {
         // Killed at a random moment after it has taken its partitions; the next one
         // joins once the group has seen the dead member's session (10 s) expire.
-        instance.wait_ready();
+        instance.wait_owning();
         std::thread::sleep(Duration::from_millis(rng.below(2_000)));
         instance.kill9();
         std::thread::sleep(Duration::from_secs(11));
