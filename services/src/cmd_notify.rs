@@ -98,37 +98,9 @@ fn configure(args: &NotifyArgs) -> Result<NotifyConfig, String> {
     Ok(c)
 }
 
-fn init_logging(format: Option<&str>, level: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if format == Some("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// SIGTERM or Ctrl-C.
-async fn signal() {
-    #[cfg(unix)]
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 pub(crate) fn run(args: NotifyArgs) -> anyhow::Result<()> {
     let config = configure(&args).map_err(InputError)?;
-    init_logging(config.log.format.as_deref(), config.log.level.as_deref());
+    crate::serve::init_logging(config.log.format.as_deref(), config.log.level.as_deref());
     let directory_file = config.routing.directory.clone().unwrap_or_default();
     let directory = Directory::load(&directory_file).map_err(InputError)?;
     let catalog = match &config.routing.catalog {
@@ -166,7 +138,9 @@ pub(crate) fn run(args: NotifyArgs) -> anyhow::Result<()> {
         match &args.from_file {
             Some(path) => {
                 let mut source = FileSource::open(path.clone())?;
-                notifier.run(&mut source, signal()).await
+                notifier
+                    .run(&mut source, crate::serve::wait_for_signal())
+                    .await
             }
             None => {
                 let endpoint = config.source.grpc.clone().unwrap_or_default();
@@ -181,7 +155,9 @@ pub(crate) fn run(args: NotifyArgs) -> anyhow::Result<()> {
                     .map_err(|e| InputError(format!("cannot watch {endpoint}: {e}")))?;
                 // One line on stdout once the stream is open: events raised from now on.
                 println!("watching raised events of {endpoint}");
-                notifier.run(&mut source, signal()).await
+                notifier
+                    .run(&mut source, crate::serve::wait_for_signal())
+                    .await
             }
         }
     })?;

@@ -252,7 +252,7 @@ impl Config {
 }
 
 /// An environment value as the TOML scalar it looks like (integer, float, boolean, string).
-fn scalar(raw: &str) -> toml::Value {
+pub(crate) fn scalar(raw: &str) -> toml::Value {
     if let Ok(i) = raw.parse::<i64>() {
         toml::Value::Integer(i)
     } else if let Ok(f) = raw.parse::<f64>() {
@@ -264,7 +264,8 @@ fn scalar(raw: &str) -> toml::Value {
     }
 }
 
-fn one_line(text: &str) -> String {
+/// A message on one line (TOML errors span several).
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use dunghan_core::{OpenDossier, OpenState, Raised};
+use dunghan_core::{OpenDossier, Raised};
 use dunghan_proto::v1::{DossierEvent, EventResult, PublishStatus, RateDimension, Rates, SlaEvent};
 use prost::Message as _;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -15,7 +15,7 @@ use super::io;
 use super::partition::apply_history;
 use super::runtime::Shared;
 use crate::convert::to_sla_event;
-use crate::serve::node::wall_clock;
+use crate::serve::node::{wall_clock, OpenFilter};
 
 /// The queryable side of a Kafka-mode instance.
 pub(crate) struct KafkaNode {
@@ -133,31 +133,15 @@ impl KafkaNode {
         self.replay(self.histories(Some(dossier)))
     }
 
-    /// Open dossiers of the owned partitions matching the filters (sorted by id).
-    pub(crate) fn open_dossiers(
-        &self,
-        agency: &str,
-        department: &str,
-        state: Option<OpenState>,
-        after: &str,
-        limit: usize,
-    ) -> (Vec<OpenDossier>, bool) {
+    /// Open dossiers of the owned partitions matching `filter`.
+    pub(crate) fn open_dossiers(&self, filter: &OpenFilter<'_>) -> (Vec<OpenDossier>, bool) {
         let now = wall_clock();
         let parts = self.shared.partitions();
-        let mut matching: Vec<OpenDossier> = parts
-            .values()
-            .flat_map(|p| p.engine().open_dossiers_at(now))
-            .filter(|d| {
-                (agency.is_empty() || &*d.agency_id == agency)
-                    && (department.is_empty() || &*d.department_id == department)
-                    && state.is_none_or(|s| d.state == s)
-                    && &*d.dossier_id > after
-            })
-            .collect();
-        matching.sort_unstable_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
-        let more = matching.len() > limit;
-        matching.truncate(limit);
-        (matching, more)
+        filter.page(
+            parts
+                .values()
+                .flat_map(|p| p.engine().open_dossiers_at(now)),
+        )
     }
 
     /// Rates over `[from, to)` for the dossiers this instance holds.

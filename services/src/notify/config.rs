@@ -138,8 +138,13 @@ impl NotifyConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-                toml::from_str::<toml::Table>(&text)
-                    .map_err(|e| format!("{}: {}", path.display(), one_line(&e.to_string())))?
+                toml::from_str::<toml::Table>(&text).map_err(|e| {
+                    format!(
+                        "{}: {}",
+                        path.display(),
+                        crate::config::one_line(&e.to_string())
+                    )
+                })?
             }
             None => toml::Table::new(),
         };
@@ -167,7 +172,7 @@ impl NotifyConfig {
                         .collect(),
                 )
             } else {
-                scalar(&raw)
+                crate::config::scalar(&raw)
             };
             table.insert(key.to_ascii_lowercase(), value);
         }
@@ -175,9 +180,12 @@ impl NotifyConfig {
             || "notify configuration".into(),
             |p| p.display().to_string(),
         );
-        let mut config: NotifyConfig = toml::Value::Table(root)
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("{origin}: {}", one_line(&e.to_string())))?;
+        let mut config: NotifyConfig =
+            toml::Value::Table(root)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    format!("{origin}: {}", crate::config::one_line(&e.to_string()))
+                })?;
         if let Some(dir) = file.and_then(Path::parent) {
             for path in [
                 &mut config.state.dir,
@@ -245,20 +253,6 @@ impl NotifyConfig {
             .clone()
             .unwrap_or_else(|| DEFAULT_KINDS.iter().map(|k| (*k).to_owned()).collect())
     }
-}
-
-fn scalar(raw: &str) -> toml::Value {
-    if let Ok(i) = raw.parse::<i64>() {
-        toml::Value::Integer(i)
-    } else if let Ok(b) = raw.parse::<bool>() {
-        toml::Value::Boolean(b)
-    } else {
-        toml::Value::String(raw.to_owned())
-    }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

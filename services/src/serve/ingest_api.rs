@@ -138,14 +138,19 @@ impl DossierService for NodeApi {
                 )))
             }
         };
+        let filter = super::node::OpenFilter {
+            agency: &r.agency_id,
+            department: &r.department_id,
+            state,
+            after: &r.page_token,
+            limit,
+        };
         let (page, more) = match &self.backend {
             Backend::Embedded(node) => node
                 .lock()
                 .map_err(|_| Status::internal("node lock poisoned"))?
-                .open_dossiers(&r.agency_id, &r.department_id, state, &r.page_token, limit),
-            Backend::Kafka(node) => {
-                node.open_dossiers(&r.agency_id, &r.department_id, state, &r.page_token, limit)
-            }
+                .open_dossiers(&filter),
+            Backend::Kafka(node) => node.open_dossiers(&filter),
         };
         let mut dossiers: Vec<OpenDossier> = page
             .into_iter()

@@ -174,7 +174,8 @@ fn parse_addr(what: &str, given: Option<String>, default: &str) -> anyhow::Resul
         .map_err(|_| InputError(format!("{what} `{text}` is not an address like {default}")).into())
 }
 
-fn init_logging(format: Option<&str>, level: Option<&str>) {
+/// Logs to stderr as text or JSON at `level` (`RUST_LOG` wins when set).
+pub(crate) fn init_logging(format: Option<&str>, level: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info")));
     let builder = tracing_subscriber::fmt()
@@ -294,7 +295,7 @@ pub(crate) async fn serve(services: Services, listen: Listen) -> anyhow::Result<
 }
 
 /// SIGTERM or Ctrl-C.
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -19,6 +19,37 @@ use std::sync::{Arc, RwLock};
 pub(crate) type SharedCalendars = Arc<RwLock<Arc<CalendarSet>>>;
 use crate::convert::{to_event, to_sla_event};
 
+/// Which open dossiers a list asks for: filters (empty = any), after which id, how many.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenFilter<'a> {
+    pub(crate) agency: &'a str,
+    pub(crate) department: &'a str,
+    pub(crate) state: Option<dunghan_core::OpenState>,
+    pub(crate) after: &'a str,
+    pub(crate) limit: usize,
+}
+
+impl OpenFilter<'_> {
+    /// The matching dossiers of `all`, by id, at most `limit`, and whether more follow.
+    pub(crate) fn page(
+        &self,
+        all: impl Iterator<Item = dunghan_core::OpenDossier>,
+    ) -> (Vec<dunghan_core::OpenDossier>, bool) {
+        let mut matching: Vec<_> = all
+            .filter(|d| {
+                (self.agency.is_empty() || &*d.agency_id == self.agency)
+                    && (self.department.is_empty() || &*d.department_id == self.department)
+                    && self.state.is_none_or(|s| d.state == s)
+                    && &*d.dossier_id > self.after
+            })
+            .collect();
+        matching.sort_unstable_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
+        let more = matching.len() > self.limit;
+        matching.truncate(self.limit);
+        (matching, more)
+    }
+}
+
 /// Engine plus store.
 #[derive(Debug)]
 pub(crate) struct Node {
@@ -357,30 +388,12 @@ impl Node {
         Ok(counts)
     }
 
-    /// Open dossiers matching the filters, by id, after `after`, at most `limit`, and whether
-    /// more follow.
+    /// Open dossiers matching `filter` (a page, and whether more follow).
     pub(crate) fn open_dossiers(
         &self,
-        agency: &str,
-        department: &str,
-        state: Option<dunghan_core::OpenState>,
-        after: &str,
-        limit: usize,
+        filter: &OpenFilter<'_>,
     ) -> (Vec<dunghan_core::OpenDossier>, bool) {
-        let mut matching: Vec<_> = self
-            .engine
-            .open_dossiers_at(wall_clock())
-            .filter(|d| {
-                (agency.is_empty() || &*d.agency_id == agency)
-                    && (department.is_empty() || &*d.department_id == department)
-                    && state.is_none_or(|s| d.state == s)
-                    && &*d.dossier_id > after
-            })
-            .collect();
-        matching.sort_unstable_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
-        let more = matching.len() > limit;
-        matching.truncate(limit);
-        (matching, more)
+        filter.page(self.engine.open_dossiers_at(wall_clock()))
     }
 
     /// Rates over `[from, to)` grouped by `by` (a full scan of the store).
