@@ -65,14 +65,9 @@ pub(crate) struct LoadgenArgs {
     /// with `content-type: application/json`.
     #[arg(long, value_name = "HOSTS")]
     pub(crate) kafka_brokers: Option<String>,
-    /// Topic for --kafka-brokers.
-    #[arg(
-        long,
-        value_name = "T",
-        default_value = "dunghan.dossier-events",
-        requires = "kafka_brokers"
-    )]
-    pub(crate) topic: String,
+    /// Topic for --kafka-brokers [default: dunghan.dossier-events].
+    #[arg(long, value_name = "T", requires = "kafka_brokers")]
+    pub(crate) topic: Option<String>,
     /// Extra librdkafka producer property KEY=VALUE (repeatable), e.g. security settings.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE", requires = "kafka_brokers", value_parser = parse_property)]
     pub(crate) kafka_properties: Vec<(String, String)>,
@@ -113,6 +108,9 @@ pub(crate) fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         args.grpc.is_some(),
         args.kafka_brokers.is_some(),
     ];
+    if args.kafka_brokers.is_none() && (args.topic.is_some() || !args.kafka_properties.is_empty()) {
+        return input_error("--topic and --kafka-property need --kafka-brokers");
+    }
     if !sinks.contains(&true) && args.catalog_out.is_none() {
         return input_error(
             "nothing to do: give a sink (--out FILE, --grpc ADDR or --kafka-brokers HOSTS) \
@@ -148,7 +146,7 @@ pub(crate) fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         let brokers = args.kafka_brokers.as_deref().unwrap_or_default();
         Box::new(KafkaSink::new(
             brokers,
-            &args.topic,
+            args.topic.as_deref().unwrap_or("dunghan.dossier-events"),
             &args.kafka_properties,
         )?)
     };
@@ -249,6 +247,8 @@ struct GrpcSink {
     batch: Vec<v1::DossierEvent>,
     size: usize,
     counts: [u64; 5],
+    /// The first few refusals, printed before the summary so a user sees why.
+    refusals: Vec<String>,
 }
 
 impl GrpcSink {
@@ -277,6 +277,7 @@ impl GrpcSink {
             batch: Vec::with_capacity(size),
             size: size.min(MAX_BATCH),
             counts: [0; 5],
+            refusals: Vec::new(),
         })
     }
 
@@ -292,6 +293,9 @@ impl GrpcSink {
         for r in reply.into_inner().results {
             let i = usize::try_from(r.status).unwrap_or(0).min(4);
             self.counts[i] += 1;
+            if r.status == v1::PublishStatus::Rejected as i32 && self.refusals.len() < 5 {
+                self.refusals.push(format!("{}: {}", r.event_id, r.reason));
+            }
         }
         Ok(())
     }
@@ -311,6 +315,9 @@ impl Sink for GrpcSink {
     fn finish(&mut self) -> anyhow::Result<String> {
         self.flush()?;
         let [_, accepted, duplicate, rejected, queued] = self.counts;
+        for r in &self.refusals {
+            eprintln!("loadgen: rejected {r}");
+        }
         Ok(format!(
             "; node: {accepted} accepted, {duplicate} duplicate, {rejected} rejected, {queued} queued"
         ))
