@@ -371,3 +371,138 @@ fn bad_flags_exit_2_with_one_line_and_help_explains() {
         assert!(help.contains(flag), "{flag} in\n{help}");
     }
 }
+
+/// The tansu broker: `$TANSU`, else where `tests/run.sh` installs it.
+fn tansu() -> PathBuf {
+    let path: PathBuf = std::env::var_os("TANSU")
+        .map_or_else(|| "/var/tmp/dunghan-tools/bin/tansu".into(), Into::into);
+    assert!(
+        path.is_file(),
+        "the tansu broker is not installed: ./tests/run.sh installs it (or set TANSU=path)"
+    );
+    path
+}
+
+#[test]
+fn kafka_sink_produces_every_event_keyed_by_dossier_in_order() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    use std::time::{Duration, Instant};
+
+    let d = dir("kafka");
+    let (_, events) = generate(&d, 21, 300);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{addr}");
+    let log = std::fs::File::create(d.join("tansu.log")).unwrap();
+    let broker = Command::new(tansu())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .current_dir(&d)
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("tansu starts");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _broker = Kill(broker);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .create()
+            .unwrap();
+        let topic = NewTopic::new("lg.events", 3, TopicReplication::Fixed(1));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let r = rt
+            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            .unwrap();
+        assert!(r.iter().all(Result::is_ok), "{r:?}");
+    }
+    let out = run(&[
+        "loadgen",
+        "--seed",
+        "21",
+        "--dossiers",
+        "300",
+        "--kafka-brokers",
+        &addr,
+        "--topic",
+        "lg.events",
+    ]);
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("produced to lg.events"), "{summary}");
+
+    // Read everything back: per dossier, the same events in the same order as the file,
+    // each keyed by its dossier id with a JSON content type.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("group.id", "loadgen-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("lg.events", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut open: BTreeSet<i32> = (0..3).collect();
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !open.is_empty() {
+        assert!(Instant::now() < deadline, "reading lg.events stalled");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+                let h = m.headers().unwrap().get(0);
+                assert_eq!(
+                    (h.key, h.value),
+                    ("content-type", Some(&b"application/json"[..]))
+                );
+                let json = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                got.entry(key).or_default().push(json);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            _ => {}
+        }
+    }
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(&events).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        want.entry(v["dossierId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(line.to_owned());
+    }
+    assert_eq!(got.len(), 300);
+    assert!(
+        got == want,
+        "the topic holds the generated events, in order per dossier"
+    );
+}

@@ -157,7 +157,7 @@ pub(crate) fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     while let Some(line) = events.next() {
         sink.send(&line.dossier_id, &line.json)?;
         count += 1;
-        if count % 4096 == 0 {
+        if count.is_multiple_of(4096) {
             progress.set_position(events.dossiers_done() as u64);
         }
         if args.rate > 0.0 {
