@@ -30,6 +30,9 @@ pub(crate) enum Command {
     /// routed by department and escalation level through a directory file, with retries, a
     /// ledger of delivered ids and a dead-letter file; apology letters for APOLOGY_REQUIRED.
     Notify(crate::cmd_notify::NotifyArgs),
+    /// Simulate a province (seeded, reproducible): a generated procedure catalog and its
+    /// dossiers' events, sorted by event time, to a file, a node's gRPC ingest or Kafka.
+    Loadgen(crate::cmd_loadgen::LoadgenArgs),
 }
 
 #[derive(Debug, Args)]

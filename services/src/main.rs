@@ -3,6 +3,7 @@
 mod cli;
 mod cmd_calendar;
 mod cmd_deadline;
+mod cmd_loadgen;
 mod cmd_notify;
 mod cmd_replay;
 mod config;
@@ -10,6 +11,7 @@ mod convert;
 mod files;
 mod format;
 mod kafka;
+mod loadgen;
 mod notify;
 mod serve;
 
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         cli::Command::Replay(args) => cmd_replay::run(args),
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Notify(args) => cmd_notify::run(args),
+        cli::Command::Loadgen(args) => cmd_loadgen::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
