@@ -76,7 +76,7 @@ impl Default for KafkaSection {
             partitions: 6,
             replication_factor: 1,
             output_format: "protobuf".into(),
-            checkpoint_interval_ms: 200,
+            checkpoint_interval_ms: 1_000,
             resume_from_beginning: false,
             properties: Default::default(),
         }

@@ -1,0 +1,60 @@
+//! The baseline of the Kafka throughput bench: a bare rdkafka consumer that reads every
+//! partition of a topic from the beginning to its end and only counts the records.
+//!
+//! `bare-consumer BROKERS TOPIC` prints `records seconds records_per_second`. It uses the
+//! fetch settings `dunghan serve` uses in Kafka mode, so the two read alike.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, brokers, topic] = args.as_slice() else {
+        eprintln!("usage: bare-consumer BROKERS TOPIC");
+        std::process::exit(2);
+    };
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dunghan-bare-consumer")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "50")
+        .set("max.partition.fetch.bytes", "52428800")
+        .create()?;
+    let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = meta
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len() as i32);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    let started = Instant::now();
+    consumer.assign(&tpl)?;
+    let mut open: HashSet<i32> = (0..partitions).collect();
+    let mut records = 0u64;
+    let mut bytes = 0usize;
+    while !open.is_empty() {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                records += 1;
+                bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => eprintln!("{e}"),
+            None => {}
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{records} {seconds:.3} {:.0}", records as f64 / seconds);
+    eprintln!("read {records} records ({bytes} bytes) in {seconds:.3} s");
+    Ok(())
+}
