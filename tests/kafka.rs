@@ -4,6 +4,8 @@
 //! `dunghan replay` of the same events — through crashes (`kill -9`), rebalances, bad
 //! input and a broker restart.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -48,19 +50,8 @@ fn tansu() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dunghan-kafka-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir(&format!("kafka-{name}"))
 }
 
 impl Broker {
@@ -70,7 +61,7 @@ impl Broker {
     }
 
     fn with_storage(dir: &Path, storage: String) -> Broker {
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{}", common::free_port());
         let child = Broker::spawn(dir, &addr, &storage);
         Broker {
             child,
@@ -372,14 +363,9 @@ impl Instance {
         assert!(exit.success(), "graceful stop exits 0: {exit:?}");
     }
 
+    /// (status, body) of a GET on the metrics listener.
     fn http(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&self.metrics).unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let code = response[9..12].parse().unwrap();
-        (code, response)
+        common::http_get(&self.metrics, path).expect("the metrics listener answers")
     }
 }
 
@@ -776,8 +762,8 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
     let dir = scratch("query");
     let broker = Broker::start(&dir);
     let (pa, pb) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
     );
     let mut env = kafka_env(&broker, "query");
     env.push(("DUNGHAN__CLUSTER__PEERS".into(), format!("{pa},{pb}")));

@@ -318,11 +318,7 @@ mod tests {
 
     /// Runs records `from..` through `p`, then the wall clock to `end`; returns raised ids.
     fn run(p: &mut Partition, records: &[Vec<u8>], from: usize, end: i64) -> Vec<String> {
-        let mut ids = Vec::new();
-        for (offset, r) in records.iter().enumerate().skip(from) {
-            let done = p.process(offset as i64, NOW, Some(b"D"), Some(r), None);
-            ids.extend(done.raised.into_iter().map(|e| e.id));
-        }
+        let mut ids = run_until_from(p, records, from, records.len());
         ids.extend(p.advance(end).into_iter().map(|e| e.id));
         ids
     }
