@@ -2,7 +2,7 @@
 //! producer whose delivery reports say where each partition's output ends, and a reader
 //! that reads one partition from an offset to its end (restores).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -117,12 +117,21 @@ pub(crate) fn log_error(error: KafkaError, reason: &str) {
     }
 }
 
-/// Delivery reports of the runtime's producer: failures, and the end offset of each
-/// partition written to.
+/// Delivery reports of the runtime's producer: failures, the end offset of each
+/// partition written to, and how far the sequence numbers of sent records (their delivery
+/// opaque) are all delivered or failed — what a checkpoint waits for.
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
     failed: AtomicU64,
-    ends: Mutex<HashMap<(String, i32), i64>>,
+    ends: Mutex<HashMap<String, HashMap<i32, i64>>>,
+    reported: Mutex<Reported>,
+}
+
+/// Sequence numbers reported so far: all of `1..=through`, and those above it.
+#[derive(Debug, Default)]
+struct Reported {
+    through: usize,
+    above: BTreeSet<usize>,
 }
 
 impl ClientContext for Deliveries {
@@ -132,15 +141,17 @@ impl ClientContext for Deliveries {
 }
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         match result {
             Ok(m) => {
                 if let Ok(mut ends) = self.ends.lock() {
-                    let end = ends
-                        .entry((m.topic().to_owned(), m.partition()))
-                        .or_default();
+                    let topic = match ends.get_mut(m.topic()) {
+                        Some(t) => t,
+                        None => ends.entry(m.topic().to_owned()).or_default(),
+                    };
+                    let end = topic.entry(m.partition()).or_default();
                     *end = (*end).max(m.offset() + 1);
                 }
             }
@@ -149,6 +160,7 @@ impl ProducerContext for Deliveries {
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.reported(seq);
     }
 }
 
@@ -161,7 +173,28 @@ impl Deliveries {
     /// End offset of `topic`/`partition` after the deliveries reported so far.
     pub(crate) fn end(&self, topic: &str, partition: i32) -> Option<i64> {
         let ends = self.ends.lock().ok()?;
-        ends.get(&(topic.to_owned(), partition)).copied()
+        ends.get(topic)?.get(&partition).copied()
+    }
+
+    /// Marks record `seq` as reported (delivered, failed, or never enqueued).
+    pub(crate) fn reported(&self, seq: usize) {
+        let Ok(mut r) = self.reported.lock() else {
+            return;
+        };
+        if seq == r.through + 1 {
+            r.through = seq;
+            while r.above.first() == Some(&(r.through + 1)) {
+                r.above.pop_first();
+                r.through += 1;
+            }
+        } else if seq > r.through {
+            r.above.insert(seq);
+        }
+    }
+
+    /// Every record numbered up to this one has been reported.
+    pub(crate) fn reported_through(&self) -> usize {
+        self.reported.lock().map_or(0, |r| r.through)
     }
 }
 

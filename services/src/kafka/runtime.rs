@@ -4,7 +4,7 @@
 //! exactly-once argument needs: output durable → changelog + checkpoint durable → commit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,10 @@ pub(crate) struct Shared {
     failures_seen: AtomicU64,
     /// Bumped on every assignment or revocation (caught-up flags start over).
     rebalances: AtomicU64,
+    /// Sequence number of the last record handed to the producer (its delivery opaque).
+    sent: AtomicUsize,
+    /// The checkpoint under way, if any.
+    pending: Mutex<Option<Pending>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -79,6 +83,8 @@ impl Shared {
             cfg,
             failures_seen: AtomicU64::new(0),
             rebalances: AtomicU64::new(0),
+            sent: AtomicUsize::new(0),
+            pending: Mutex::new(None),
         })
     }
 
@@ -89,6 +95,20 @@ impl Shared {
         } else {
             Offset::Offset(p.next_offset)
         }
+    }
+
+    /// A record to `topic`, numbered for the delivery reports.
+    fn record<'a>(&self, topic: &'a str) -> Record<'a> {
+        BaseRecord::with_opaque_to(topic, self.sent.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Option<Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of the last record handed to the producer.
+    fn last_sent(&self) -> usize {
+        self.sent.load(Ordering::Relaxed)
     }
 
     pub(crate) fn partitions(&self) -> MutexGuard<'_, BTreeMap<i32, Partition>> {
@@ -183,6 +203,7 @@ impl ConsumerContext for Context {
                         .with_label_values(&["lost"])
                         .inc();
                     tracing::warn!("assignment lost: dropping partition state unwritten");
+                    shared.pending().take();
                 } else {
                     shared
                         .kafka_metrics
@@ -299,16 +320,23 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     Ok(out)
 }
 
+/// A record of the runtime's producer; its delivery opaque is its sequence number.
+type Record<'a> = BaseRecord<'a, [u8], [u8], usize>;
+
 /// Sends one record, waiting while the producer's queue is full.
-fn send(producer: &Producer, mut record: BaseRecord<'_, [u8], [u8]>) -> anyhow::Result<()> {
+fn send(shared: &Shared, mut record: Record<'_>) -> anyhow::Result<()> {
     loop {
-        match producer.send(record) {
+        match shared.producer.send(record) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err((e, _)) => return Err(e.into()),
+            Err((e, r)) => {
+                // Never enqueued, so never reported: a checkpoint must not wait for it.
+                shared.producer.context().reported(r.delivery_opaque);
+                return Err(e.into());
+            }
         }
     }
 }
@@ -332,17 +360,20 @@ fn write_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> an
                 key: CONTENT_TYPE,
                 value: Some(content_type.as_bytes()),
             });
-        let record = BaseRecord::to(&shared.cfg.output_topic)
+        let record = shared
+            .record(&shared.cfg.output_topic)
             .partition(p)
             .key(e.dossier_id.as_bytes())
             .payload(payload.as_slice())
             .headers(headers);
-        send(&shared.producer, record)?;
+        send(shared, record)?;
     }
     shared.metrics.observe(raised);
-    for e in raised {
-        // No subscriber is not an error.
-        let _ = shared.watchers.send(e.clone());
+    if shared.watchers.receiver_count() > 0 {
+        for e in raised {
+            // A subscriber that left meanwhile is not an error.
+            let _ = shared.watchers.send(e.clone());
+        }
     }
     Ok(())
 }
@@ -397,13 +428,14 @@ fn handle(shared: &Shared, m: &BorrowedMessage<'_>) -> anyhow::Result<()> {
                 value: Some(t.as_bytes()),
             });
         }
-        let mut record = BaseRecord::to(&shared.cfg.dead_letter_topic)
+        let mut record = shared
+            .record(&shared.cfg.dead_letter_topic)
             .payload(m.payload().unwrap_or_default())
             .headers(headers);
         if let Some(key) = m.key() {
             record = record.key(key);
         }
-        send(&shared.producer, record)?;
+        send(shared, record)?;
         shared
             .kafka_metrics
             .dead_letters
@@ -413,60 +445,159 @@ fn handle(shared: &Shared, m: &BorrowedMessage<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes everything so far durable: raised events and dead letters, then each changed
-/// partition's dossier histories and checkpoint, then the offsets.
+/// What a checkpoint writes: each changed partition's changelog records (dossier
+/// histories, tombstones, its checkpoint last) and the input offsets to commit after.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    records: Vec<(i32, String, Option<Vec<u8>>)>,
+    offsets: Vec<(i32, i64)>,
+}
+
+/// A checkpoint under way while processing goes on: its changelog records wait until the
+/// output sent before it is delivered, its offsets until its changelog records are.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    snapshot: Snapshot,
+    /// The stage is done when every record numbered up to this one is reported.
+    waits_for: usize,
+    changelog_sent: bool,
+}
+
+/// Takes each changed partition's changelog records as of now. `output_end` of each
+/// partition is where its output is known delivered: after a flush exactly, otherwise
+/// short of what is in flight, which a restore then reads as well (safe: it only
+/// suppresses more ids that are never raised again).
+fn snapshot(shared: &Shared) -> Snapshot {
+    let deliveries = shared.producer.context();
+    let mut snapshot = Snapshot::default();
+    let mut parts = shared.partitions();
+    let (mut open, mut pending) = (0, 0);
+    for p in parts.values_mut() {
+        open += p.engine().open_dossiers();
+        pending += p.engine().pending_timers();
+        let end = deliveries.end(&shared.cfg.output_topic, p.id).unwrap_or(0);
+        let records = p.take_changelog(end);
+        if !records.is_empty() {
+            snapshot.offsets.push((p.id, p.next_offset));
+        }
+        snapshot
+            .records
+            .extend(records.into_iter().map(|(k, v)| (p.id, k, v)));
+    }
+    shared.metrics.open.set(open as i64);
+    shared.metrics.pending_timers.set(pending as i64);
+    snapshot
+}
+
+/// Sends a snapshot's changelog records, each to its input partition's number.
+fn write_changelog(shared: &Shared, snapshot: &Snapshot) -> anyhow::Result<()> {
+    for (partition, key, value) in &snapshot.records {
+        let mut record = shared
+            .record(&shared.cfg.changelog_topic)
+            .partition(*partition)
+            .key(key.as_bytes());
+        if let Some(v) = value {
+            record = record.payload(v.as_slice());
+        }
+        send(shared, record)?;
+    }
+    Ok(())
+}
+
+/// Commits a snapshot's input offsets. The checkpoint, not the group offset, decides
+/// where a restore starts: a failed commit only leaves the group's lag figure behind.
+fn commit(
+    consumer: &BaseConsumer<Context>,
+    shared: &Shared,
+    snapshot: &Snapshot,
+    mode: CommitMode,
+) {
+    if snapshot.offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, offset) in &snapshot.offsets {
+        if let Err(e) =
+            tpl.add_partition_offset(&shared.cfg.input_topic, *p, Offset::Offset(*offset))
+        {
+            tracing::warn!(partition = p, error = %e, "offset to commit");
+        }
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        tracing::warn!(error = %e, "offset commit failed");
+    }
+}
+
+/// Fails if deliveries failed since the last look (counted in the metrics).
+fn check_deliveries(shared: &Shared, what: &str) -> anyhow::Result<()> {
+    let failed = shared.producer.context().failed();
+    let seen = shared.failures_seen.swap(failed, Ordering::Relaxed);
+    if failed > seen {
+        shared.kafka_metrics.delivery_failures.inc_by(failed - seen);
+        anyhow::bail!("{} {what} records were not delivered", failed - seen);
+    }
+    Ok(())
+}
+
+/// Waits until every record sent so far is delivered.
+fn flush(shared: &Shared, what: &str) -> anyhow::Result<()> {
+    shared
+        .producer
+        .flush(FLUSH_TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("flushing {what}: {e}"))?;
+    check_deliveries(shared, what)
+}
+
+/// Moves the checkpoint under way one stage on when its writes are delivered, or starts
+/// one when `due`. Processing goes on meanwhile; the order stays output → changelog →
+/// commit, one checkpoint at a time.
+fn pipeline_checkpoint(
+    shared: &Shared,
+    consumer: &BaseConsumer<Context>,
+    due: bool,
+) -> anyhow::Result<bool> {
+    let mut slot = shared.pending();
+    match slot.as_mut() {
+        Some(p) if shared.producer.context().reported_through() < p.waits_for => Ok(false),
+        Some(p) if !p.changelog_sent => {
+            check_deliveries(shared, "raised-event")?;
+            write_changelog(shared, &p.snapshot)?;
+            p.waits_for = shared.last_sent();
+            p.changelog_sent = true;
+            Ok(false)
+        }
+        Some(p) => {
+            check_deliveries(shared, "changelog")?;
+            commit(consumer, shared, &p.snapshot, CommitMode::Async);
+            *slot = None;
+            Ok(false)
+        }
+        None if due => {
+            *slot = Some(Pending {
+                snapshot: snapshot(shared),
+                waits_for: shared.last_sent(),
+                changelog_sent: false,
+            });
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Makes everything so far durable and waits for it: raised events and dead letters,
+/// then the checkpoint under way, then each changed partition's dossier histories and
+/// checkpoint, then the offsets (on revocation and at the stop).
 fn checkpoint(shared: &Shared, consumer: &BaseConsumer<Context>) -> anyhow::Result<()> {
-    let producer = &shared.producer;
-    let deliveries = producer.context();
-    let flush = |what: &str| -> anyhow::Result<()> {
-        producer
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| anyhow::anyhow!("flushing {what}: {e}"))?;
-        let failed = deliveries.failed();
-        let seen = shared.failures_seen.swap(failed, Ordering::Relaxed);
-        if failed > seen {
-            shared.kafka_metrics.delivery_failures.inc_by(failed - seen);
-            anyhow::bail!("{} {what} records were not delivered", failed - seen);
-        }
-        Ok(())
-    };
-    flush("raised-event")?;
-    let mut offsets = TopicPartitionList::new();
-    {
-        let mut parts = shared.partitions();
-        let (mut open, mut pending) = (0, 0);
-        for p in parts.values_mut() {
-            open += p.engine().open_dossiers();
-            pending += p.engine().pending_timers();
-            let end = deliveries.end(&shared.cfg.output_topic, p.id).unwrap_or(0);
-            for (key, value) in p.take_changelog(end) {
-                let mut record = BaseRecord::to(&shared.cfg.changelog_topic)
-                    .partition(p.id)
-                    .key(key.as_bytes());
-                if let Some(v) = &value {
-                    record = record.payload(v.as_slice());
-                }
-                send(producer, record)?;
-                if key == CHECKPOINT_KEY {
-                    offsets.add_partition_offset(
-                        &shared.cfg.input_topic,
-                        p.id,
-                        Offset::Offset(p.next_offset),
-                    )?;
-                }
-            }
-        }
-        shared.metrics.open.set(open as i64);
-        shared.metrics.pending_timers.set(pending as i64);
-    }
-    flush("changelog")?;
-    if offsets.count() > 0 {
-        // The checkpoint, not the group offset, decides where a restore starts: a failed
-        // commit only leaves the group's lag figure behind.
-        if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
-            tracing::warn!(error = %e, "offset commit failed");
+    flush(shared, "raised-event")?;
+    if let Some(p) = shared.pending().take() {
+        if !p.changelog_sent {
+            write_changelog(shared, &p.snapshot)?;
         }
     }
+    let snapshot = snapshot(shared);
+    write_changelog(shared, &snapshot)?;
+    flush(shared, "changelog")?;
+    commit(consumer, shared, &snapshot, CommitMode::Sync);
     Ok(())
 }
 
@@ -475,6 +606,8 @@ fn checkpoint(shared: &Shared, consumer: &BaseConsumer<Context>) -> anyhow::Resu
 fn reset(shared: &Shared, consumer: &BaseConsumer<Context>) {
     shared.kafka_metrics.resets.inc();
     shared.ready.store(false, Ordering::Relaxed);
+    // Its records were not all delivered: the restore starts from the last durable one.
+    shared.pending().take();
     let ids: Vec<i32> = shared.partitions().keys().copied().collect();
     for p in restore_with_retries(shared, &ids) {
         let (id, offset) = (p.id, shared.resume_at(&p));
@@ -568,12 +701,10 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
             result = advance_caught_up(&shared, &caught_up);
         }
         let result = result.and_then(|()| {
-            if last.elapsed() >= interval {
+            if pipeline_checkpoint(&shared, &consumer, last.elapsed() >= interval)? {
                 last = Instant::now();
-                checkpoint(&shared, &consumer)
-            } else {
-                Ok(())
             }
+            Ok(())
         });
         if let Err(e) = result {
             tracing::error!(error = %e, "checkpoint failed: restoring owned partitions again");
