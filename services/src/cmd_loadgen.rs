@@ -61,10 +61,13 @@ pub(crate) struct LoadgenArgs {
     /// Events per Publish call with --grpc (at most 1000).
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub(crate) batch: u64,
-    /// Sink: produce to Kafka (bootstrap brokers host:port,…), keyed by dossier id, JSON
-    /// with `content-type: application/json`.
+    /// Sink: produce to Kafka (bootstrap brokers host:port,…), keyed by dossier id, with
+    /// a `content-type` header (see --kafka-format).
     #[arg(long, value_name = "HOSTS")]
     pub(crate) kafka_brokers: Option<String>,
+    /// Payload format for --kafka-brokers: proto3 JSON or protobuf.
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "protobuf"], requires = "kafka_brokers")]
+    pub(crate) kafka_format: String,
     /// Topic for --kafka-brokers [default: dunghan.dossier-events].
     #[arg(long, value_name = "T", requires = "kafka_brokers")]
     pub(crate) topic: Option<String>,
@@ -148,6 +151,7 @@ pub(crate) fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             brokers,
             args.topic.as_deref().unwrap_or("dunghan.dossier-events"),
             &args.kafka_properties,
+            args.kafka_format == "protobuf",
         )?)
     };
     let progress = progress_bar(args.dossiers);
@@ -303,8 +307,7 @@ impl GrpcSink {
 
 impl Sink for GrpcSink {
     fn send(&mut self, _: &str, json: &str) -> anyhow::Result<()> {
-        let event: v1::DossierEvent = serde_json::from_str(json)
-            .map_err(|e| anyhow::anyhow!("generated an invalid event ({e}): {json}"))?;
+        let event = parse(json)?;
         self.batch.push(event);
         if self.batch.len() >= self.size {
             self.flush()?;
@@ -342,10 +345,23 @@ impl rdkafka::producer::ProducerContext for Deliveries {
     }
 }
 
+/// A generated JSON line as the wire event.
+fn parse(json: &str) -> anyhow::Result<v1::DossierEvent> {
+    serde_json::from_str(json)
+        .map_err(|e| anyhow::anyhow!("generated an invalid event ({e}): {json}"))
+}
+
+/// A generated JSON line in protobuf.
+fn encode_protobuf(json: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(prost::Message::encode_to_vec(&parse(json)?))
+}
+
 struct KafkaSink {
     producer: rdkafka::producer::ThreadedProducer<Deliveries>,
     topic: String,
     failed: Arc<AtomicU64>,
+    /// Protobuf payloads instead of JSON.
+    protobuf: bool,
 }
 
 impl KafkaSink {
@@ -353,6 +369,7 @@ impl KafkaSink {
         brokers: &str,
         topic: &str,
         properties: &[(String, String)],
+        protobuf: bool,
     ) -> anyhow::Result<KafkaSink> {
         let mut config = rdkafka::ClientConfig::new();
         config
@@ -372,6 +389,7 @@ impl KafkaSink {
             producer,
             topic: topic.to_owned(),
             failed,
+            protobuf,
         })
     }
 }
@@ -380,13 +398,18 @@ impl Sink for KafkaSink {
     fn send(&mut self, dossier_id: &str, json: &str) -> anyhow::Result<()> {
         use rdkafka::error::{KafkaError, RDKafkaErrorCode};
         use rdkafka::message::{Header, OwnedHeaders};
+        let (payload, content_type) = if self.protobuf {
+            (encode_protobuf(json)?, "application/x-protobuf")
+        } else {
+            (json.as_bytes().to_vec(), "application/json")
+        };
         let headers = OwnedHeaders::new().insert(Header {
             key: "content-type",
-            value: Some("application/json"),
+            value: Some(content_type),
         });
         let mut record = rdkafka::producer::BaseRecord::to(&self.topic)
             .key(dossier_id.as_bytes())
-            .payload(json.as_bytes())
+            .payload(payload.as_slice())
             .headers(headers);
         loop {
             match self.producer.send(record) {

@@ -17,22 +17,28 @@ pub(crate) const MESSAGE_HEADER: &str = "dunghan-message";
 pub(crate) const PROTOBUF: &str = "application/x-protobuf";
 pub(crate) const JSON: &str = "application/json";
 
-/// Decodes an input payload. A `content-type` header decides; without one, a payload
-/// starting with `{` (after blanks) is JSON — a `DossierEvent` in protobuf never starts
-/// with that byte (field 15, wire type 3 is not in the schema).
-pub(crate) fn decode(payload: &[u8], content_type: Option<&str>) -> Result<DossierEvent, String> {
-    if payload.is_empty() {
-        return Err("empty payload".into());
-    }
-    let json = match content_type {
+/// Whether an input payload is JSON: a `content-type` header decides; without one, a
+/// payload starting with `{` (after blanks) is JSON — a `DossierEvent` in protobuf never
+/// starts with that byte (field 15, wire type 3 is not in the schema).
+pub(crate) fn is_json(payload: &[u8], content_type: Option<&str>) -> bool {
+    match content_type {
+        Some(JSON) => true,
+        Some(PROTOBUF) => false,
         Some(t) if t.contains("json") => true,
         Some(t) if t.contains("protobuf") || t.contains("proto") => false,
         _ => payload
             .iter()
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|b| *b == b'{'),
-    };
-    if json {
+    }
+}
+
+/// Decodes an input payload, protobuf or JSON (see [`is_json`]).
+pub(crate) fn decode(payload: &[u8], content_type: Option<&str>) -> Result<DossierEvent, String> {
+    if payload.is_empty() {
+        return Err("empty payload".into());
+    }
+    if is_json(payload, content_type) {
         serde_json::from_slice(payload).map_err(|e| format!("invalid JSON event: {e}"))
     } else {
         DossierEvent::decode(payload).map_err(|e| format!("invalid protobuf event: {e}"))

@@ -181,20 +181,27 @@ impl Partition {
             PublishStatus::Rejected
         } else {
             self.stream_time = self.stream_time.max(event.occurred_at);
-            processed.accepted = Some(wire.clone());
             PublishStatus::Accepted
         });
         if processed.status != Some(PublishStatus::Duplicate) && self.engine.knows(&wire.dossier_id)
         {
+            // A protobuf input is kept as it came; JSON is stored as protobuf.
+            let event = match payload {
+                Some(bytes) if !codec::is_json(bytes, content_type) => bytes.to_vec(),
+                _ => wire.encode_to_vec(),
+            };
             let entry = ChangelogEntry {
                 offset,
                 present: self.engine.present(),
                 stream_time: stream_before,
-                event: wire.encode_to_vec(),
+                event,
             };
             let id: Arc<str> = wire.dossier_id.as_str().into();
             self.histories.entry(id.clone()).or_default().push(entry);
             self.dirty.insert(id);
+        }
+        if processed.status == Some(PublishStatus::Accepted) {
+            processed.accepted = Some(wire);
         }
         // Every rule due by the stream time fires now, also those of a dossier whose
         // events arrive late: so a checkpoint's stream time always means "fired through",

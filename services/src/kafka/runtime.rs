@@ -264,6 +264,7 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     );
     let mut state: HashMap<i32, State> = ids.iter().map(|p| (*p, Default::default())).collect();
     let starts: Vec<(i32, Offset)> = ids.iter().map(|p| (*p, Offset::Beginning)).collect();
+    let began = Instant::now();
     let records = io::read_partitions(cfg, &cfg.changelog_topic, &starts, |m| {
         let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
             return Ok(());
@@ -291,8 +292,9 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
             (*p, Offset::Offset(end))
         })
         .collect();
+    let read_changelog = began.elapsed().as_secs_f64();
     let mut suppress: HashMap<i32, HashSet<String>> = HashMap::new();
-    io::read_partitions(cfg, &cfg.output_topic, &starts, |m| {
+    let tail = io::read_partitions(cfg, &cfg.output_topic, &starts, |m| {
         if let Some(id) = io::header(m, ID_HEADER) {
             suppress
                 .entry(m.partition())
@@ -301,6 +303,7 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
         }
         Ok(())
     })?;
+    let read_output = began.elapsed().as_secs_f64() - read_changelog;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let (histories, checkpoint) = state.remove(id).unwrap_or_default();
@@ -316,7 +319,14 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
         );
         out.push(p);
     }
-    tracing::debug!(changelog_records = records, "read the changelog");
+    tracing::info!(
+        changelog_records = records,
+        read_changelog_seconds = read_changelog,
+        output_records = tail,
+        read_output_seconds = read_output,
+        rebuild_seconds = began.elapsed().as_secs_f64() - read_changelog - read_output,
+        "restore read and rebuilt"
+    );
     Ok(out)
 }
 

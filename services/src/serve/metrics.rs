@@ -1,13 +1,15 @@
 //! Prometheus metrics of the node: names, a private registry, and the `/metrics` and
 //! `/healthz` HTTP endpoints. Labels are bounded (outcomes, versions), never dossier ids.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dunghan_proto::v1::dossier_event::Payload;
 use dunghan_proto::v1::{DossierEvent, Outcome, PublishStatus, SlaEvent, SlaEventKind};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// `ComputeDeadline` calls by result: ok, invalid_argument, not_found.
@@ -72,6 +74,17 @@ pub(crate) struct Metrics {
     finished_by_procedure: IntCounterVec,
     steps_started: IntCounterVec,
     steps_overdue: IntCounterVec,
+    /// Handles looked up once, so the per-event path skips the label hashing.
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// Counters already looked up by label values.
+#[derive(Debug, Default)]
+struct Cache {
+    /// `raised` by (kind, level).
+    raised: HashMap<(i32, u32), IntCounter>,
+    /// (agency, field, channel, procedure) whose outcome series exist.
+    precreated: HashSet<String>,
 }
 
 fn counter(
@@ -204,6 +217,7 @@ impl Metrics {
             finished_by_procedure,
             steps_started,
             steps_overdue,
+            cache: Arc::default(),
         })
     }
 
@@ -222,38 +236,51 @@ impl Metrics {
     /// Counts raised events that were stored for the first time (a restart's replay finds
     /// its events already stored, so nothing is counted twice).
     pub(crate) fn observe(&self, fresh: &[SlaEvent]) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         for r in fresh {
             let kind = r.kind();
-            let kind_name = kind
-                .as_str_name()
-                .trim_start_matches("SLA_EVENT_KIND_")
-                .to_ascii_lowercase();
-            self.raised
-                .with_label_values(&[kind_name.as_str(), &r.level.to_string()])
+            cache
+                .raised
+                .entry((kind as i32, r.level))
+                .or_insert_with(|| {
+                    let kind_name = kind
+                        .as_str_name()
+                        .trim_start_matches("SLA_EVENT_KIND_")
+                        .to_ascii_lowercase();
+                    self.raised
+                        .with_label_values(&[kind_name.as_str(), &r.level.to_string()])
+                })
                 .inc();
-            let channel = r
-                .channel()
-                .as_str_name()
-                .trim_start_matches("CHANNEL_")
-                .to_ascii_lowercase();
-            let labels = [r.agency_id.as_str(), r.field.as_str(), channel.as_str()];
+            let channel = || {
+                r.channel()
+                    .as_str_name()
+                    .trim_start_matches("CHANNEL_")
+                    .to_ascii_lowercase()
+            };
             match kind {
                 SlaEventKind::DeadlineComputed => {
+                    let channel = channel();
+                    let labels = [r.agency_id.as_str(), r.field.as_str(), channel.as_str()];
                     self.received.with_label_values(&labels).inc();
                     // Every outcome series exists at zero from the receipt on: a counter
                     // born at 1 would be an increase that `increase()` never sees, and the
                     // on-time rate rules would miss the dossier.
                     let [a, f, c] = labels;
-                    for outcome in OUTCOMES {
-                        self.finished.with_label_values(&[a, f, c, outcome]);
-                        self.finished_by_procedure.with_label_values(&[
-                            a,
-                            r.procedure_code.as_str(),
-                            outcome,
-                        ]);
+                    let p = r.procedure_code.as_str();
+                    if cache
+                        .precreated
+                        .insert(format!("{a}\u{1f}{f}\u{1f}{c}\u{1f}{p}"))
+                    {
+                        for outcome in OUTCOMES {
+                            self.finished.with_label_values(&[a, f, c, outcome]);
+                            self.finished_by_procedure
+                                .with_label_values(&[a, p, outcome]);
+                        }
                     }
                 }
                 SlaEventKind::Outcome => {
+                    let channel = channel();
+                    let labels = [r.agency_id.as_str(), r.field.as_str(), channel.as_str()];
                     let outcome = match r.outcome() {
                         Outcome::Early => OUTCOMES[0],
                         Outcome::OnTime => OUTCOMES[1],

@@ -1,0 +1,81 @@
+# Shared by the Kafka-mode bench scripts (sourced, not run): builds the release binaries,
+# starts a tansu broker (memory storage) on a free loopback port, and gives helpers to
+# start `dunghan serve` in Kafka mode and read its endpoints.
+#
+# Needs the tansu broker that ./tests/run.sh installs (or TANSU=path).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+TANSU="${TANSU:-/var/tmp/dunghan-tools/bin/tansu}"
+cargo build --release --quiet -p dunghan -p dunghan-benches \
+    --bin dunghan --bin bare-consumer --bin produce-lines
+BIN="${CARGO_TARGET_DIR:-target}/release"
+DIR="$(mktemp -d)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+BROKER="127.0.0.1:$PORT"
+"$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
+    --storage-engine memory://tansu/ > "$DIR/tansu.log" 2>&1 &
+PIDS=($!)
+TANSU_PID="${PIDS[0]}"
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do sleep 0.1; done
+
+export DUNGHAN__KAFKA__BROKERS="$BROKER" DUNGHAN__KAFKA__PARTITIONS=4 \
+    DUNGHAN__KAFKA__RESUME_FROM_BEGINNING=true DUNGHAN__ENGINE__RETAIN_ENDED_SECS=315360000 \
+    DUNGHAN__LOG__LEVEL=warn
+
+# Starts `dunghan serve` in group $1 with catalog $2; sets METRICS to its metrics address
+# and SERVE_PID to its process.
+serve() {
+    DUNGHAN__KAFKA__GROUP_ID="$1" "$BIN/dunghan" serve --grpc-listen 127.0.0.1:0 \
+        --metrics-listen 127.0.0.1:0 --catalog "$2" > "$DIR/$1.out" 2> "$DIR/$1.log" &
+    SERVE_PID=$!
+    PIDS+=("$SERVE_PID")
+    until grep -q '^metrics on' "$DIR/$1.out" 2>/dev/null; do sleep 0.05; done
+    METRICS="$(sed -n 's|^metrics on http://\(.*\)/metrics|\1|p' "$DIR/$1.out")"
+}
+
+# Stops the last started instance (SIGTERM: last checkpoint, leave the group).
+stop_serve() { kill -TERM "$SERVE_PID"; wait "$SERVE_PID" || true; }
+
+# Creates the topics: an instance in its own group starts (creating them) and stops.
+# Extra DUNGHAN__KAFKA__* settings in the environment name other topics.
+create_topics() { serve "setup-$RANDOM" "$1"; stop_serve; }
+
+# CPU seconds (user + system) process $1 has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# Resident memory of process $1 in bytes.
+rss() { awk '/^VmRSS/ { print $2 * 1024 }' "/proc/$1/status"; }
+
+# HTTP status of path $1 on the metrics listener (0 when it does not answer).
+http_status() {
+    python3 - "$METRICS" "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(f"http://{sys.argv[1]}{sys.argv[2]}", timeout=2).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print(0)
+PY
+}
+
+# Sum of the samples of metric $1 (0 when unreachable); its integer part with `int`.
+metric() {
+    python3 - "$METRICS" "$1" "${2:-}" <<'PY'
+import sys, urllib.request
+try:
+    text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=2).read().decode()
+    value = sum(float(l.split()[-1]) for l in text.splitlines()
+                if l.split("{")[0].split(" ")[0] == sys.argv[2])
+except Exception:
+    value = 0
+print(int(value) if sys.argv[3] == "int" else value)
+PY
+}
+
+# Waits until the instance is ready (partitions assigned and restored).
+wait_ready() { until [ "$(http_status /readyz)" = 200 ]; do sleep 0.05; done; }
+
+# Waits until the instance has counted $1 input events.
+wait_events() { until [ "$(metric dunghan_events_total int)" -ge "$1" ]; do sleep 0.05; done; }
