@@ -5,6 +5,7 @@
 #
 #   benches/kafka_restore.sh                # 1 000 000 open dossiers
 #   OPEN=100000 benches/kafka_restore.sh
+#   PERF_RECORD=/tmp/perf.data benches/kafka_restore.sh   # profile the restore
 #
 # Needs the tansu broker that ./tests/run.sh installs (or TANSU=path).
 OPEN="${OPEN:-1000000}"
@@ -32,7 +33,6 @@ PY
 serve empty "$DIR/catalog.toml"
 wait_ready
 EMPTY_RSS="$(rss "$SERVE_PID")"
-grep -o 'changelog_records.*' "$DIR/bench.log" | tail -1
 stop_serve
 "$BIN/produce-lines" "$BROKER" dunghan.dossier-events "$DIR/open.tsv" > /dev/null
 # 2. A first instance applies them and checkpoints (histories in the changelog) on SIGTERM.
@@ -47,9 +47,15 @@ echo "bare rdkafka consumer: $BARE_N changelog records in $BARE_S s = $BARE_RATE
 # 4. A second instance in the same group: assignment, restore, ready.
 STARTED="$(date +%s.%N)"
 DUNGHAN__LOG__LEVEL=info serve bench "$DIR/catalog.toml"
+if [ -n "${PERF_RECORD:-}" ]; then
+    perf record -F 499 --call-graph dwarf,32768 -o "$PERF_RECORD" -p "$SERVE_PID" 2>/dev/null &
+    PERF_PID=$!
+fi
 wait_ready
+if [ -n "${PERF_RECORD:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
 READY="$(date +%s.%N)"
 RESTORE="$(metric dunghan_kafka_restore_seconds)"
+grep -o 'changelog_records.*' "$DIR/bench.log" | tail -1
 RSS="$(rss "$SERVE_PID")"
 grep -o 'changelog_records.*' "$DIR/bench.log" | tail -1
 python3 - "$OPEN_NOW" "$STARTED" "$READY" "$RESTORE" "$BARE_S" "$RSS" "$EMPTY_RSS" <<'PY'

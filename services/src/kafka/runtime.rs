@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use dunghan_core::Engine;
-use dunghan_proto::v1::{ChangelogEntry, DossierHistory, PartitionCheckpoint, SlaEvent};
+use dunghan_proto::v1::{DossierHistory, PartitionCheckpoint, SlaEvent};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -258,10 +258,8 @@ fn restore_with_retries(shared: &Shared, ids: &[i32]) -> Vec<Partition> {
 /// rebuilds their state.
 fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     let cfg = &shared.cfg;
-    type State = (
-        HashMap<Arc<str>, Vec<ChangelogEntry>>,
-        Option<PartitionCheckpoint>,
-    );
+    // Histories stay encoded while reading; each partition decodes its own when rebuilt.
+    type State = (HashMap<Arc<str>, Vec<u8>>, Option<PartitionCheckpoint>);
     let mut state: HashMap<i32, State> = ids.iter().map(|p| (*p, Default::default())).collect();
     let starts: Vec<(i32, Offset)> = ids.iter().map(|p| (*p, Offset::Beginning)).collect();
     let began = Instant::now();
@@ -276,8 +274,7 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
             (CHECKPOINT_KEY, Some(v)) => *checkpoint = Some(PartitionCheckpoint::decode(v)?),
             (CHECKPOINT_KEY, None) => *checkpoint = None,
             (_, Some(v)) => {
-                let history = DossierHistory::decode(v)?;
-                histories.insert(Arc::from(key), history.entries);
+                histories.insert(Arc::from(key), v.to_vec());
             }
             (_, None) => {
                 histories.remove(key);
@@ -304,21 +301,34 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
         Ok(())
     })?;
     let read_output = began.elapsed().as_secs_f64() - read_changelog;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let (histories, checkpoint) = state.remove(id).unwrap_or_default();
-        let suppress = suppress.remove(id).unwrap_or_default();
-        let (dossiers, written) = (histories.len(), suppress.len());
-        let p = Partition::restore(*id, (shared.factory)(), histories, checkpoint, suppress)?;
-        tracing::info!(
-            partition = id,
-            dossiers,
-            written_after_checkpoint = written,
-            next_offset = p.next_offset,
-            "restored partition"
-        );
-        out.push(p);
-    }
+    // Partitions are independent: rebuilt side by side, one thread each.
+    let work: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (histories, checkpoint) = state.remove(id).unwrap_or_default();
+            (
+                *id,
+                histories,
+                checkpoint,
+                suppress.remove(id).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let out = std::thread::scope(|scope| {
+        let rebuilding: Vec<_> = work
+            .into_iter()
+            .map(|(id, histories, checkpoint, suppress)| {
+                scope.spawn(move || rebuild(shared, id, histories, checkpoint, suppress))
+            })
+            .collect();
+        rebuilding
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("rebuild panicked")))
+            })
+            .collect::<anyhow::Result<Vec<Partition>>>()
+    })?;
     tracing::info!(
         changelog_records = records,
         read_changelog_seconds = read_changelog,
@@ -328,6 +338,32 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
         "restore read and rebuilt"
     );
     Ok(out)
+}
+
+/// Decodes a partition's histories as read from the changelog and rebuilds its state.
+fn rebuild(
+    shared: &Shared,
+    id: i32,
+    encoded: HashMap<Arc<str>, Vec<u8>>,
+    checkpoint: Option<PartitionCheckpoint>,
+    suppress: HashSet<String>,
+) -> anyhow::Result<Partition> {
+    let mut histories = HashMap::with_capacity(encoded.len());
+    for (dossier, bytes) in encoded {
+        let history = DossierHistory::decode(bytes.as_slice())
+            .map_err(|e| anyhow::anyhow!("changelog history of {dossier}: {e}"))?;
+        histories.insert(dossier, history.entries);
+    }
+    let (dossiers, written) = (histories.len(), suppress.len());
+    let p = Partition::restore(id, (shared.factory)(), histories, checkpoint, suppress)?;
+    tracing::info!(
+        partition = id,
+        dossiers,
+        written_after_checkpoint = written,
+        next_offset = p.next_offset,
+        "restored partition"
+    );
+    Ok(p)
 }
 
 /// A record of the runtime's producer; its delivery opaque is its sequence number.
