@@ -83,7 +83,7 @@ fn dossier(i: usize) -> Vec<DossierEvent> {
             }),
         ),
     ];
-    if i % 3 != 0 {
+    if !i.is_multiple_of(3) {
         events.push(common::event(
             &format!("{d}-ready"),
             &d,

@@ -102,16 +102,23 @@ fn is_full(e: &std::io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(28 | 122))
 }
 
+/// A redb error, boxed (it is large) for the write path.
+fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
+    Box::new(e.into())
+}
+
 /// Stores the raised events whose id is not stored yet; returns those.
 fn store_new(
     write: &redb::WriteTransaction,
     raised: &[SlaEvent],
-) -> Result<Vec<SlaEvent>, redb::Error> {
-    let mut stored = write.open_table(RAISED)?;
+) -> Result<Vec<SlaEvent>, Box<redb::Error>> {
+    let mut stored = write.open_table(RAISED).map_err(boxed)?;
     let mut fresh = Vec::with_capacity(raised.len());
     for r in raised {
-        if stored.get(r.id.as_str())?.is_none() {
-            stored.insert(r.id.as_str(), r.encode_to_vec().as_slice())?;
+        if stored.get(r.id.as_str()).map_err(boxed)?.is_none() {
+            stored
+                .insert(r.id.as_str(), r.encode_to_vec().as_slice())
+                .map_err(boxed)?;
             fresh.push(r.clone());
         }
     }
@@ -199,25 +206,27 @@ impl Store {
         self.pending_raised.extend(raised);
         self.db()?;
         let first = self.next_seq;
-        let result = (|| -> Result<Vec<SlaEvent>, redb::Error> {
+        let result = (|| -> Result<Vec<SlaEvent>, Box<redb::Error>> {
             let Some(db) = self.db.as_ref() else {
-                return Err(redb::Error::PreviousIo);
+                return Err(Box::new(redb::Error::PreviousIo));
             };
-            let write = db.begin_write()?;
+            let write = db.begin_write().map_err(boxed)?;
             let fresh;
             {
-                let mut table = write.open_table(EVENTS)?;
-                let mut index = write.open_table(BY_DOSSIER)?;
+                let mut table = write.open_table(EVENTS).map_err(boxed)?;
+                let mut index = write.open_table(BY_DOSSIER).map_err(boxed)?;
                 for (i, (bytes, dossier)) in self.pending.iter().enumerate() {
                     let seq = first + i as u64;
-                    table.insert(seq, bytes.as_slice())?;
+                    table.insert(seq, bytes.as_slice()).map_err(boxed)?;
                     if let Some(d) = dossier {
-                        index.insert(dossier_key(d, seq).as_str(), seq)?;
+                        index
+                            .insert(dossier_key(d, seq).as_str(), seq)
+                            .map_err(boxed)?;
                     }
                 }
                 fresh = store_new(&write, &self.pending_raised)?;
             }
-            write.commit()?;
+            write.commit().map_err(boxed)?;
             Ok(fresh)
         })();
         match result {
@@ -228,7 +237,7 @@ impl Store {
                 Ok(fresh)
             }
             Err(e) => {
-                let error = self.failure(e);
+                let error = self.failure(*e);
                 tracing::error!(
                     error = %error,
                     pending = self.pending.len(),
