@@ -299,9 +299,25 @@ impl Engine {
             )),
             (Some(slot), _) => {
                 // Rules due strictly before the event fire first; at the same second the
-                // event wins (a result at the deadline is on time, not overdue).
+                // event wins (a result at the deadline is on time, not overdue). If the
+                // event is then refused, the firing is undone: a refused event (a wrong
+                // time, an unknown step) must not move its dossier's clock, or a rule a
+                // later valid event would have stopped fires (found by the fuzz test).
+                let due = self.dossier(slot).next_rule().is_some_and(|(at, _)| at < t);
+                let undo = due.then(|| {
+                    let agency = self.dossier(slot).agency;
+                    let stats = self.agency_stats(agency).clone();
+                    (self.dossier(slot).clone(), agency, stats, out.len())
+                });
                 self.fire_dossier(slot, t.saturating_sub(1), out);
-                self.apply_to(slot, event, hash, out)
+                let result = self.apply_to(slot, event, hash, out);
+                if let (Err(_), Some((dossier, agency, stats, len))) = (&result, undo) {
+                    self.slots[slot as usize] = Some(dossier);
+                    *self.agency_stats(agency) = stats;
+                    out.truncate(len);
+                    self.rearm(slot);
+                }
+                result
             }
             (None, payload) => match self.ended.get(event.dossier_id.as_str()) {
                 Some(e) if e.seen.contains(&hash) => {

@@ -3,6 +3,8 @@
 //! exactly once by determinism and read-back (see README "Kafka mode").
 
 mod codec;
+#[cfg(test)]
+mod fuzz_tests;
 mod io;
 mod metrics;
 mod partition;

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::cluster::{forwarded, Peers};
 use super::node::Node;
+use super::store::DiskFull;
 use super::wire::{instant, timestamp};
 use crate::kafka::KafkaNode;
 
@@ -53,6 +54,31 @@ async fn on_kafka<T: Send + 'static>(
         })
 }
 
+/// Publishes on the embedded node off the async threads. A full data directory is the
+/// client's to know about (`RESOURCE_EXHAUSTED`: nothing of the batch was acknowledged, send
+/// it again once there is space), not an internal error.
+async fn publish_embedded(
+    node: &Arc<Mutex<Node>>,
+    events: Vec<dunghan_proto::v1::DossierEvent>,
+) -> Result<Vec<dunghan_proto::v1::EventResult>, Status> {
+    let node = node.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut node = node
+            .lock()
+            .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
+        node.publish(&events)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?;
+    result.map_err(|e| {
+        tracing::error!(error = %e, "publish failed");
+        match e.downcast_ref::<DiskFull>() {
+            Some(full) => Status::resource_exhausted(full.to_string()),
+            None => Status::internal(format!("node: {e}")),
+        }
+    })
+}
+
 #[tonic::async_trait]
 impl IngestService for NodeApi {
     async fn publish(
@@ -67,9 +93,7 @@ impl IngestService for NodeApi {
             )));
         }
         let results = match &self.backend {
-            Backend::Embedded(node) => {
-                super::node::run_on(node, move |node| node.publish(&events)).await?
-            }
+            Backend::Embedded(node) => publish_embedded(node, events).await?,
             Backend::Kafka(node) => node.publish(events).await,
         };
         Ok(Response::new(PublishResponse { results }))

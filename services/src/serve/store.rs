@@ -5,8 +5,14 @@
 //! commits (fsync before `commit` returns); no C toolchain or server process to manage.
 //! State is not stored: the engine is deterministic, so a restart replays the events and
 //! the raised-event table (keyed by the deterministic ids) suppresses what was already raised.
+//!
+//! A failed write (a full disk) leaves redb refusing every later operation until the file
+//! is reopened, and leaves the engine ahead of the store (it applied the batch before the
+//! write). So the store reopens the file at once (reads keep working) and keeps what it
+//! could not write: the next write that succeeds stores it first, in order. Nothing the
+//! engine holds is missing from the store once a write succeeds again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dunghan_proto::v1::{DossierEvent, SlaEvent};
 use prost::Message;
@@ -56,21 +62,64 @@ const BY_DOSSIER: TableDefinition<&str, u64> = TableDefinition::new("dossier_eve
 /// The store; cheap to share behind the node's lock.
 #[derive(Debug)]
 pub(crate) struct Store {
-    db: Database,
+    /// `None` only while a reopen after a failed write has failed too.
+    db: Option<Database>,
+    file: PathBuf,
     next_seq: u64,
+    /// Log entries (value, dossier of an event) a failed write left unstored, in order.
+    pending: Vec<(Vec<u8>, Option<String>)>,
+    /// Raised events a failed write left unstored.
+    pending_raised: Vec<SlaEvent>,
+}
+
+/// A write refused because the data directory's file system is full (or over quota):
+/// nothing of it was stored. `Publish` answers `RESOURCE_EXHAUSTED` with this message.
+#[derive(Debug)]
+pub(crate) struct DiskFull {
+    pub(crate) file: PathBuf,
+    pub(crate) cause: std::io::Error,
+}
+
+impl std::fmt::Display for DiskFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the data directory is full: cannot write {} ({}); nothing of this batch was \
+             acknowledged: free space in the data directory and publish it again",
+            self.file.display(),
+            self.cause
+        )
+    }
+}
+
+impl std::error::Error for DiskFull {}
+
+/// Whether an I/O error means "no space left" (ENOSPC) or "over quota" (EDQUOT).
+fn is_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+/// A redb error, boxed (it is large) for the write path.
+fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
+    Box::new(e.into())
 }
 
 /// Stores the raised events whose id is not stored yet; returns those.
 fn store_new(
     write: &redb::WriteTransaction,
-    raised: Vec<SlaEvent>,
-) -> anyhow::Result<Vec<SlaEvent>> {
-    let mut stored = write.open_table(RAISED)?;
+    raised: &[SlaEvent],
+) -> Result<Vec<SlaEvent>, Box<redb::Error>> {
+    let mut stored = write.open_table(RAISED).map_err(boxed)?;
     let mut fresh = Vec::with_capacity(raised.len());
     for r in raised {
-        if stored.get(r.id.as_str())?.is_none() {
-            stored.insert(r.id.as_str(), r.encode_to_vec().as_slice())?;
-            fresh.push(r);
+        if stored.get(r.id.as_str()).map_err(boxed)?.is_none() {
+            stored
+                .insert(r.id.as_str(), r.encode_to_vec().as_slice())
+                .map_err(boxed)?;
+            fresh.push(r.clone());
         }
     }
     Ok(fresh)
@@ -85,7 +134,8 @@ impl Store {
     pub(crate) fn open(dir: &Path) -> anyhow::Result<(Store, Vec<(i64, Logged)>)> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
-        let db = Database::create(dir.join("dunghan.redb"))?;
+        let file = dir.join("dunghan.redb");
+        let db = Database::create(&file)?;
         let write = db.begin_write()?;
         {
             write.open_table(EVENTS)?;
@@ -104,7 +154,103 @@ impl Store {
                 next_seq = seq.value() + 1;
             }
         }
-        Ok((Store { db, next_seq }, events))
+        let store = Store {
+            db: Some(db),
+            file,
+            next_seq,
+            pending: Vec::new(),
+            pending_raised: Vec::new(),
+        };
+        Ok((store, events))
+    }
+
+    /// The open database (reopened first if a failed write closed it).
+    fn db(&mut self) -> anyhow::Result<&Database> {
+        if self.db.is_none() {
+            self.db = Some(Database::create(&self.file).map_err(|e| self.failure(e.into()))?);
+        }
+        Ok(self.db.as_ref().expect("opened above"))
+    }
+
+    /// The database for reading.
+    fn reader(&self) -> anyhow::Result<&Database> {
+        self.db.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the store {} is closed after a failed write and could not be reopened yet",
+                self.file.display()
+            )
+        })
+    }
+
+    /// A write error as returned to callers: `DiskFull` when the disk is full.
+    fn failure(&self, e: redb::Error) -> anyhow::Error {
+        match e {
+            redb::Error::Io(cause) if is_full(&cause) => DiskFull {
+                file: self.file.clone(),
+                cause,
+            }
+            .into(),
+            e => anyhow::Error::new(e).context(format!("cannot write {}", self.file.display())),
+        }
+    }
+
+    /// Writes the pending entries, then `entries`, then the raised events not stored yet,
+    /// in one transaction; returns the raised events that were new. On failure everything
+    /// stays pending (the engine already holds it) and the file is reopened.
+    fn write(
+        &mut self,
+        entries: Vec<(Vec<u8>, Option<String>)>,
+        raised: Vec<SlaEvent>,
+    ) -> anyhow::Result<Vec<SlaEvent>> {
+        self.pending.extend(entries);
+        self.pending_raised.extend(raised);
+        self.db()?;
+        let first = self.next_seq;
+        let result = (|| -> Result<Vec<SlaEvent>, Box<redb::Error>> {
+            let Some(db) = self.db.as_ref() else {
+                return Err(Box::new(redb::Error::PreviousIo));
+            };
+            let write = db.begin_write().map_err(boxed)?;
+            let fresh;
+            {
+                let mut table = write.open_table(EVENTS).map_err(boxed)?;
+                let mut index = write.open_table(BY_DOSSIER).map_err(boxed)?;
+                for (i, (bytes, dossier)) in self.pending.iter().enumerate() {
+                    let seq = first + i as u64;
+                    table.insert(seq, bytes.as_slice()).map_err(boxed)?;
+                    if let Some(d) = dossier {
+                        index
+                            .insert(dossier_key(d, seq).as_str(), seq)
+                            .map_err(boxed)?;
+                    }
+                }
+                fresh = store_new(&write, &self.pending_raised)?;
+            }
+            write.commit().map_err(boxed)?;
+            Ok(fresh)
+        })();
+        match result {
+            Ok(fresh) => {
+                self.next_seq += self.pending.len() as u64;
+                self.pending.clear();
+                self.pending_raised.clear();
+                Ok(fresh)
+            }
+            Err(e) => {
+                let error = self.failure(*e);
+                tracing::error!(
+                    error = %error,
+                    pending = self.pending.len(),
+                    "store write failed; kept in memory until a write succeeds"
+                );
+                // redb refuses everything after an I/O error until it is reopened.
+                self.db = None;
+                if let Err(e) = self.db() {
+                    tracing::error!(error = %e, "cannot reopen the store yet");
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Durably appends published events and the events they raised (those whose id is
@@ -114,31 +260,22 @@ impl Store {
         events: &[(i64, &DossierEvent)],
         raised: Vec<SlaEvent>,
     ) -> anyhow::Result<Vec<SlaEvent>> {
-        let write = self.db.begin_write()?;
-        let fresh;
-        let mut seq = self.next_seq;
-        {
-            let mut table = write.open_table(EVENTS)?;
-            let mut index = write.open_table(BY_DOSSIER)?;
-            for (arrival, event) in events {
+        let entries = events
+            .iter()
+            .map(|(arrival, event)| {
                 let mut bytes = arrival.to_be_bytes().to_vec();
                 bytes.push(KIND_EVENT);
-                event.encode(&mut bytes)?;
-                table.insert(seq, bytes.as_slice())?;
-                index.insert(dossier_key(&event.dossier_id, seq).as_str(), seq)?;
-                seq += 1;
-            }
-            fresh = store_new(&write, raised)?;
-        }
-        write.commit()?;
-        self.next_seq = seq;
-        Ok(fresh)
+                bytes.extend(event.encode_to_vec());
+                (bytes, Some(event.dossier_id.clone()))
+            })
+            .collect();
+        self.write(entries, raised)
     }
 
     /// Every stored event with its arrival time, and every raised event (full scans: for
     /// period reports on an embedded node).
     pub(crate) fn scan(&self) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
-        let read = self.db.begin_read()?;
+        let read = self.reader()?.begin_read()?;
         let mut events = Vec::new();
         for entry in read.open_table(EVENTS)?.iter()? {
             if let (_, Logged::Event(e)) = decode(entry?.1.value())? {
@@ -159,29 +296,19 @@ impl Store {
         change: &Logged,
         raised: Vec<SlaEvent>,
     ) -> anyhow::Result<Vec<SlaEvent>> {
-        let write = self.db.begin_write()?;
-        let fresh;
-        {
-            let mut bytes = arrival.to_be_bytes().to_vec();
-            match change {
-                Logged::Closure(c) => {
-                    bytes.push(KIND_CLOSURE);
-                    bytes.extend(serde_json::to_vec(c)?);
-                }
-                Logged::Schedule(text) => {
-                    bytes.push(KIND_SCHEDULE);
-                    bytes.extend(text.as_bytes());
-                }
-                Logged::Event(_) => anyhow::bail!("events are appended with `append`"),
+        let mut bytes = arrival.to_be_bytes().to_vec();
+        match change {
+            Logged::Closure(c) => {
+                bytes.push(KIND_CLOSURE);
+                bytes.extend(serde_json::to_vec(c)?);
             }
-            write
-                .open_table(EVENTS)?
-                .insert(self.next_seq, bytes.as_slice())?;
-            fresh = store_new(&write, raised)?;
+            Logged::Schedule(text) => {
+                bytes.push(KIND_SCHEDULE);
+                bytes.extend(text.as_bytes());
+            }
+            Logged::Event(_) => anyhow::bail!("events are appended with `append`"),
         }
-        write.commit()?;
-        self.next_seq += 1;
-        Ok(fresh)
+        self.write(vec![(bytes, None)], raised)
     }
 
     /// A dossier's stored events (arrival order) and raised events (by id).
@@ -189,7 +316,7 @@ impl Store {
         &self,
         dossier: &str,
     ) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
-        let read = self.db.begin_read()?;
+        let read = self.reader()?.begin_read()?;
         let index = read.open_table(BY_DOSSIER)?;
         let table = read.open_table(EVENTS)?;
         let (lo, hi) = (format!("{dossier}\0"), format!("{dossier}\u{1}"));
