@@ -233,7 +233,7 @@ pub(crate) fn read_partitions(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", "50")
         .set("max.partition.fetch.bytes", "52428800");
     let consumer: BaseConsumer<Quiet> = c.create_with_context(Quiet)?;
     let mut tpl = TopicPartitionList::new();
