@@ -133,6 +133,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.ingest {
         let (accepted, duplicates, rejected) =
             node.ingest(file).map_err(|e| InputError(e.to_string()))?;
+        // What the file made due by now fires before serving (as a restart's replay does),
+        // so a node stopped right after ingesting has stored it.
+        while node.tick(crate::clock::now_ms())?.1 {}
         println!(
             "ingested {}: {accepted} accepted, {duplicates} duplicates, {rejected} rejected",
             file.display()
@@ -289,10 +292,7 @@ pub(crate) async fn serve(services: Services, listen: Listen) -> anyhow::Result<
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .serve_with_incoming_shutdown(
-            no_delay(grpc_listener),
-            stopped(stop_rx.clone()),
-        );
+        .serve_with_incoming_shutdown(no_delay(grpc_listener), stopped(stop_rx.clone()));
     let http = axum::serve(metrics_listener, metrics::router(metrics, ready))
         .with_graceful_shutdown(stopped(stop_rx));
     let (grpc, http) = tokio::join!(grpc, http);
