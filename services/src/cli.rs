@@ -64,6 +64,11 @@ pub(crate) struct ServeArgs {
     /// Log format on stderr: text (default) or json.
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub(crate) log_format: Option<String>,
+    /// Start the service's clock at TIME (RFC 3339 with offset) instead of the wall clock;
+    /// it then runs at real speed. For benches and drills only (logged as a warning);
+    /// or [clock] start / DUNGHAN__CLOCK__START.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) clock_start: Option<String>,
     /// Kafka mode: bootstrap brokers (host:port,…). The instance joins the consumer group
     /// [kafka] group_id, reads dunghan.dossier-events and writes dunghan.sla-events,
     /// dunghan.changelog and dunghan.dead-letter (topics created if missing); the data

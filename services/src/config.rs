@@ -27,6 +27,28 @@ pub(crate) struct Config {
     pub(crate) kafka: KafkaSection,
     /// The other instances, for queries that fan out or go to a partition's owner.
     pub(crate) cluster: ClusterSection,
+    /// A simulated clock start, for benches and drills.
+    pub(crate) clock: ClockSection,
+}
+
+/// `[clock]`: `start = "2026-11-20T16:59:30+07:00"` starts the service's clock at that
+/// instant (then it runs at real speed) instead of the wall clock; for benches and drills
+/// only (a warning is logged, and `dunghan_clock_offset_seconds` shows it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ClockSection {
+    /// RFC 3339 with its offset; unset = the wall clock.
+    pub(crate) start: Option<String>,
+}
+
+impl ClockSection {
+    /// The start in Unix milliseconds, if set (validated at load).
+    #[cfg(test)]
+    pub(crate) fn start_ms(&self) -> Option<i64> {
+        self.start
+            .as_deref()
+            .and_then(|s| crate::clock::parse_start(s).ok())
+    }
 }
 
 /// `[kafka]`: brokers, group, topic names and how topics are created.
@@ -236,6 +258,9 @@ impl Config {
                 "{origin}: [kafka] checkpoint_interval_ms must be 10–600000"
             ));
         }
+        if let Some(start) = &config.clock.start {
+            crate::clock::parse_start(start).map_err(|m| format!("{origin}: {m}"))?;
+        }
         if let Some(dir) = file.and_then(Path::parent) {
             for f in [
                 &mut config.catalog.file,
@@ -325,5 +350,33 @@ mod tests {
         assert!(e.contains("SECTION__KEY"), "{e}");
         let e = Config::load(Some(Path::new("/no/such/dunghan.toml")), env(&[])).unwrap_err();
         assert!(e.contains("/no/such/dunghan.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_simulated_clock_start_comes_from_file_or_environment_and_is_checked() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.clock.start_ms(), None, "the wall clock by default");
+        let c = Config::load(
+            None,
+            env(&[("DUNGHAN__CLOCK__START", "2026-11-20T16:59:30+07:00")]),
+        )
+        .unwrap();
+        assert_eq!(c.clock.start_ms(), Some(1_795_168_770_000));
+        let dir = std::env::temp_dir().join(format!("dunghan-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dunghan.toml");
+        std::fs::write(&file, "[clock]\nstart = \"2026-11-20T16:59:30+07:00\"\n").unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.clock.start_ms(), Some(1_795_168_770_000));
+        let e = Config::load(None, env(&[("DUNGHAN__CLOCK__START", "tomorrow")])).unwrap_err();
+        assert!(
+            e.contains("DUNGHAN__CLOCK__START")
+                && e.contains("`tomorrow`")
+                && e.contains("RFC 3339"),
+            "{e}"
+        );
+        let e = Config::load(None, env(&[("DUNGHAN__CLOCK__SPEED", "2")])).unwrap_err();
+        assert!(e.contains("speed"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,6 +1,7 @@
 //! The `dunghan` binary: parses the command line and dispatches to a command.
 
 mod cli;
+mod clock;
 mod cmd_calendar;
 mod cmd_deadline;
 mod cmd_loadgen;

@@ -58,6 +58,21 @@ pub struct OpenDossier {
     pub state: OpenState,
 }
 
+/// Where dossier `d` stands at `now`.
+fn open_state(d: &Dossier, now: i64) -> OpenState {
+    if !d.ready_at.is_never() {
+        OpenState::ResultReady
+    } else if d.paused != 0 {
+        OpenState::Paused
+    } else if now >= d.due.get() {
+        OpenState::Overdue
+    } else if now >= d.soon_at.get() {
+        OpenState::DueSoon
+    } else {
+        OpenState::InTime
+    }
+}
+
 /// A rejection before any state changed: reason and message.
 pub(crate) type Refusal = (RejectReason, String);
 
@@ -131,20 +146,20 @@ impl Engine {
         self.timers.reserve(dossiers);
     }
 
+    /// How many open dossiers are in each state at `now`, indexed by `OpenState as usize`
+    /// (a pass over the slots without building the list: for gauges).
+    pub fn count_open_by_state(&self, now: i64) -> [usize; 5] {
+        let mut counts = [0; 5];
+        for d in self.slots.iter().flatten() {
+            counts[open_state(d, now) as usize] += 1;
+        }
+        counts
+    }
+
     /// Every open dossier and where it stands at `now` (in slot order: callers sort).
     pub fn open_dossiers_at(&self, now: i64) -> impl Iterator<Item = OpenDossier> + '_ {
         self.slots.iter().flatten().map(move |d| {
-            let state = if !d.ready_at.is_never() {
-                OpenState::ResultReady
-            } else if d.paused != 0 {
-                OpenState::Paused
-            } else if now >= d.due.get() {
-                OpenState::Overdue
-            } else if now >= d.soon_at.get() {
-                OpenState::DueSoon
-            } else {
-                OpenState::InTime
-            };
+            let state = open_state(d, now);
             let holder = d.steps.last().map_or(NONE, |s| s.department);
             OpenDossier {
                 dossier_id: d.id.clone(),
@@ -401,9 +416,23 @@ impl Engine {
     /// Advances the clock to `now` (live: the wall clock, which also becomes the present),
     /// firing every rule whose moment is at or before it.
     pub fn advance_to(&mut self, now: i64, out: &mut Vec<Raised>) {
+        while self.advance_some(now, usize::MAX, out) {}
+    }
+
+    /// Like [`Engine::advance_to`], but fires the timers of at most `dossiers` dossiers;
+    /// returns whether more are due at `now` (call again). A service firing a burst in
+    /// slices can store and publish the first raised events while the rest wait, and a
+    /// dossier's output does not depend on how the burst is sliced.
+    pub fn advance_some(&mut self, now: i64, dossiers: usize, out: &mut Vec<Raised>) -> bool {
         self.present = self.present.max(now);
-        while let Some((_, slot)) = self.timers.pop_due(now) {
+        for _ in 0..dossiers {
+            let Some((_, slot)) = self.timers.pop_due(now) else {
+                break;
+            };
             self.fire_dossier(slot, now, out);
+        }
+        if self.timers.peek().is_some_and(|(t, _)| t <= now) {
+            return true;
         }
         self.clock = self.clock.max(now);
         let horizon = self.clock.saturating_sub(self.cfg.retain_ended_secs);
@@ -417,6 +446,7 @@ impl Engine {
                 forgotten.push(id);
             }
         }
+        false
     }
 
     /// Fires the rules of one dossier due at or before `upto` (nothing if it is not open),

@@ -182,6 +182,18 @@ fn run(events: &[Event]) -> Vec<Raised> {
     out
 }
 
+/// Like [`run`], but the final advance fires at most `slice` dossiers per call.
+fn run_sliced(events: &[Event], slice: usize) -> Vec<Raised> {
+    let mut engine = engine();
+    let mut out = Vec::new();
+    for e in events {
+        engine.apply(e, &mut out);
+    }
+    let end = events.iter().map(|e| e.occurred_at).max().unwrap_or(0) + 30 * 86_400;
+    while engine.advance_some(end, slice, &mut out) {}
+    out
+}
+
 fn by_dossier(raised: &[Raised]) -> BTreeMap<String, Vec<Raised>> {
     let mut map: BTreeMap<String, Vec<Raised>> = BTreeMap::new();
     for r in raised {
@@ -214,6 +226,16 @@ proptest! {
         let left = by_dossier(&run(&interleave(&per, &a)));
         let right = by_dossier(&run(&interleave(&per, &b)));
         prop_assert_eq!(left, right);
+    }
+
+    #[test]
+    fn firing_a_burst_in_slices_changes_nothing(
+        specs in proptest::collection::vec(dossier(), 1..12),
+        picks in proptest::collection::vec(0usize..100, 0..200),
+        slice in 1usize..4,
+    ) {
+        let input = interleave(&events(&specs), &picks);
+        prop_assert_eq!(run_sliced(&input, slice), run(&input));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub(crate) const APOLOGIES: &str = "dunghan_apologies_total";
 /// Dossiers open (received, not yet returned or ended).
 pub(crate) const OPEN: &str = "dunghan_open_dossiers";
 /// Open dossiers by state (in_time, due_soon, overdue, paused, result_ready), refreshed
-/// on each clock tick.
+/// every 15 s (a pass over the open dossiers, kept off the moments timers are due).
 pub(crate) const OPEN_BY_STATE: &str = "dunghan_open_dossiers_by_state";
 /// Dossiers with a pending timer.
 pub(crate) const PENDING_TIMERS: &str = "dunghan_pending_timers";
@@ -41,6 +41,12 @@ pub(crate) const RATINGS: &str = "dunghan_satisfaction_ratings_total";
 pub(crate) const TIME_RATIO: &str = "dunghan_processing_time_ratio";
 /// How late the last clock tick found the earliest due timer, in seconds.
 pub(crate) const TIMER_LAG: &str = "dunghan_timer_lag_seconds";
+/// Per timer-raised event, wall clock when it was stored minus its rule's moment (seconds,
+/// ms precision): how late rules fire. No labels.
+pub(crate) const TIMER_FIRE_LAG: &str = "dunghan_timer_fire_lag_seconds";
+/// The service's clock minus the system clock (seconds): 0 unless `[clock] start` set a
+/// simulated clock (benches, drills).
+pub(crate) const CLOCK_OFFSET: &str = "dunghan_clock_offset_seconds";
 /// Dossiers finished or ended, by agency, procedure code and outcome (the on-time rate per
 /// procedure; the procedure's field is in [`FINISHED`]).
 pub(crate) const FINISHED_BY_PROCEDURE: &str = "dunghan_dossiers_finished_by_procedure_total";
@@ -71,6 +77,8 @@ pub(crate) struct Metrics {
     pub(crate) ratings: IntCounterVec,
     pub(crate) time_ratio: Histogram,
     pub(crate) timer_lag: Gauge,
+    pub(crate) fire_lag: Histogram,
+    pub(crate) clock_offset: Gauge,
     finished_by_procedure: IntCounterVec,
     steps_started: IntCounterVec,
     steps_overdue: IntCounterVec,
@@ -168,6 +176,22 @@ impl Metrics {
             "How late the last tick found the earliest due timer.",
         )?;
         registry.register(Box::new(timer_lag.clone()))?;
+        let fire_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                TIMER_FIRE_LAG,
+                "Per timer-raised event: stored at minus the rule's moment.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0, 300.0,
+            ]),
+        )?;
+        registry.register(Box::new(fire_lag.clone()))?;
+        let clock_offset = Gauge::new(
+            CLOCK_OFFSET,
+            "The service's clock minus the system clock (0 unless simulated).",
+        )?;
+        registry.register(Box::new(clock_offset.clone()))?;
         let build_info = IntGauge::with_opts(
             Opts::new(BUILD_INFO, "Always 1; the version is a label.")
                 .const_label("version", env!("CARGO_PKG_VERSION")),
@@ -214,6 +238,8 @@ impl Metrics {
             ratings,
             time_ratio,
             timer_lag,
+            fire_lag,
+            clock_offset,
             finished_by_procedure,
             steps_started,
             steps_overdue,
