@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 
 use super::cluster::{forwarded, Peers};
 use super::node::Node;
-use super::store::DiskFull;
 use super::wire::{instant, timestamp};
 use crate::kafka::KafkaNode;
 
@@ -61,22 +60,8 @@ async fn publish_embedded(
     node: &Arc<Mutex<Node>>,
     events: Vec<dunghan_proto::v1::DossierEvent>,
 ) -> Result<Vec<dunghan_proto::v1::EventResult>, Status> {
-    let node = node.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut node = node
-            .lock()
-            .map_err(|_| anyhow::anyhow!("node lock poisoned"))?;
-        node.publish(&events)
-    })
-    .await
-    .map_err(|e| Status::internal(e.to_string()))?;
-    result.map_err(|e| {
-        tracing::error!(error = %e, "publish failed");
-        match e.downcast_ref::<DiskFull>() {
-            Some(full) => Status::resource_exhausted(full.to_string()),
-            None => Status::internal(format!("node: {e}")),
-        }
-    })
+    // A full disk answers RESOURCE_EXHAUSTED (run_on), anything else INTERNAL.
+    super::node::run_on(node, move |node| node.publish(&events)).await
 }
 
 #[tonic::async_trait]

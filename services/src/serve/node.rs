@@ -95,7 +95,8 @@ fn apply(engine: &mut Engine, event: &DossierEvent, out: &mut Vec<Raised>) {
 }
 
 /// Runs `f` on the shared node off the async threads (store commits wait for the disk);
-/// a failure is logged and becomes `INTERNAL`.
+/// a failure is logged and becomes `RESOURCE_EXHAUSTED` when the disk is full, else
+/// `INTERNAL`.
 pub(crate) async fn run_on<T: Send + 'static>(
     node: &Arc<std::sync::Mutex<Node>>,
     f: impl FnOnce(&mut Node) -> anyhow::Result<T> + Send + 'static,
@@ -111,7 +112,10 @@ pub(crate) async fn run_on<T: Send + 'static>(
     .map_err(|e| tonic::Status::internal(e.to_string()))?
     .map_err(|e| {
         tracing::error!(error = %e, "node failure");
-        tonic::Status::internal(format!("node: {e}"))
+        match e.downcast_ref::<super::store::DiskFull>() {
+            Some(full) => tonic::Status::resource_exhausted(full.to_string()),
+            None => tonic::Status::internal(format!("node: {e}")),
+        }
     })
 }
 
