@@ -3,28 +3,17 @@
 //! just before a hand-checked deadline, the watcher receives the escalation at the rule's
 //! moment, and the fire-lag histogram counts it; a bad value is a clear error.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Command;
 
-use dunghan_proto::pbjson_types::Timestamp;
 use dunghan_proto::v1::dossier_event::Payload;
 use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
 use dunghan_proto::v1::sla_service_client::SlaServiceClient;
 use dunghan_proto::v1::{DossierEvent, DossierReceived, PublishRequest, WatchSlaEventsRequest};
 
-/// A running node; killed when dropped.
-struct Node {
-    child: Child,
-    grpc: String,
-    metrics: String,
-}
+mod common;
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{at, Node};
 
 fn dunghan() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dunghan"));
@@ -37,40 +26,9 @@ fn dunghan() -> Command {
 fn start(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Node {
     let data = std::env::temp_dir().join(format!("dunghan-clock-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut child = dunghan()
-        .args(["serve", "--grpc-listen", "127.0.0.1:0"])
-        .args(["--metrics-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .args(extra)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = || lines.next().expect("a listener line").unwrap();
-    let grpc = next()
-        .strip_prefix("gRPC listening on ")
-        .expect("gRPC line first")
-        .to_owned();
-    let metrics = next()
-        .strip_prefix("metrics on http://")
-        .and_then(|m| m.strip_suffix("/metrics"))
-        .expect("metrics line second")
-        .to_owned();
-    Node {
-        child,
-        grpc,
-        metrics,
-    }
-}
-
-fn at(text: &str) -> Option<Timestamp> {
-    let t = chrono::DateTime::parse_from_rfc3339(text).unwrap();
-    Some(Timestamp {
-        seconds: t.timestamp(),
-        nanos: 0,
-    })
+    let mut command = common::serve_command(&data);
+    command.args(extra).envs(env.iter().copied());
+    Node::spawn(command).0
 }
 
 fn scrape(addr: &str) -> String {

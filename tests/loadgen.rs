@@ -3,11 +3,15 @@
 //! dossiers, publication to a real node over gRPC, and one-line errors for bad flags.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use chrono::{Datelike, Timelike};
+
+mod common;
+
+use common::Node;
 
 fn dunghan() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dunghan"));
@@ -240,31 +244,9 @@ fn the_mix_is_a_province_s_working_days() {
     assert!(late.split(' ').count() >= 10, "{late}");
 }
 
-/// A running `dunghan serve`; killed when dropped.
-struct Node {
-    child: std::process::Child,
-    grpc: String,
-    metrics: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(data: &Path, catalog: &Path) -> Node {
-    let mut child = dunghan()
-        .args([
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data)
+    let mut command = common::serve_command(data);
+    command
         .arg("--catalog")
         .arg(catalog)
         // The events are from 2025 and the node's clock is the wall clock: keep ended
@@ -272,31 +254,8 @@ fn serve(data: &Path, catalog: &Path) -> Node {
         .env(
             "DUNGHAN__ENGINE__RETAIN_ENDED_SECS",
             (3650 * 86_400).to_string(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let grpc = loop {
-        let line = lines.next().expect("a listener line").unwrap();
-        if let Some(addr) = line.strip_prefix("gRPC listening on ") {
-            break addr.to_owned();
-        }
-    };
-    let metrics = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("metrics on http://")
-        .and_then(|m| m.strip_suffix("/metrics"))
-        .expect("metrics line")
-        .to_owned();
-    Node {
-        child,
-        grpc,
-        metrics,
-    }
+        );
+    Node::spawn(command).0
 }
 
 fn scrape(addr: &str) -> String {

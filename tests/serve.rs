@@ -2,8 +2,8 @@
 //! TCP for every RPC, the standard health and reflection services, `/metrics` over HTTP,
 //! and a clean exit on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 
 use dunghan_proto::pbjson_types::Timestamp;
 use dunghan_proto::v1::deadline_service_client::DeadlineServiceClient;
@@ -11,30 +11,9 @@ use dunghan_proto::v1::duration::Amount;
 use dunghan_proto::v1::{ComputeDeadlineRequest, Duration};
 use tonic::Code;
 
-/// A running node and its addresses; killed if the test fails half-way.
-struct Node {
-    child: Child,
-    grpc: String,
-    metrics: String,
-}
+mod common;
 
-impl Node {
-    /// A gRPC channel to the node over TCP.
-    async fn channel(&self) -> tonic::transport::Channel {
-        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects over TCP")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{at, Node};
 
 /// A fresh data directory for one test.
 fn data_dir(name: &str) -> std::path::PathBuf {
@@ -49,54 +28,9 @@ fn start(data: &std::path::Path) -> Node {
 
 /// Starts a node with extra arguments; also returns the lines printed before the listeners.
 fn start_with(data: &std::path::Path, extra: &[&str]) -> (Node, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-        .args([
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra)
-        .env_remove("DUNGHAN__CATALOG__FILE")
-        .env_remove("DUNGHAN__CALENDAR__FILE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = || lines.next().expect("a listener line").unwrap();
-    let mut before = Vec::new();
-    let grpc = loop {
-        let line = next();
-        match line.strip_prefix("gRPC listening on ") {
-            Some(addr) => break addr.to_owned(),
-            None => before.push(line),
-        }
-    };
-    let metrics = next()
-        .strip_prefix("metrics on http://")
-        .and_then(|m| m.strip_suffix("/metrics"))
-        .expect("metrics line second")
-        .to_owned();
-    (
-        Node {
-            child,
-            grpc,
-            metrics,
-        },
-        before,
-    )
-}
-
-fn at(text: &str) -> Option<Timestamp> {
-    let t = chrono::DateTime::parse_from_rfc3339(text).unwrap();
-    Some(Timestamp {
-        seconds: t.timestamp(),
-        nanos: 0,
-    })
+    let mut command = common::serve_command(data);
+    command.args(extra);
+    Node::spawn(command)
 }
 
 fn scrape(addr: &str, path: &str) -> String {

@@ -1,5 +1,5 @@
-//! Helpers shared by the operations-kit tests (tests/ops.rs, tests/notify.rs): a real
-//! `dunghan serve` on loopback ports, event builders, and a tiny blocking HTTP client.
+//! Helpers shared by the integration tests: a real `dunghan serve` on loopback ports,
+//! event builders, and a tiny blocking HTTP client (Kafka helpers in `kafka.rs`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -33,61 +33,74 @@ pub(crate) struct Node {
     pub(crate) metrics: String,
 }
 
+/// `dunghan serve` on free loopback ports with its data under `data`, and no catalog,
+/// calendar or clock from the environment; add arguments, then [`Node::spawn`] it.
+pub(crate) fn serve_command(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dunghan"));
+    c.args(["serve", "--grpc-listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("DUNGHAN__CATALOG__FILE")
+        .env_remove("DUNGHAN__CALENDAR__FILE")
+        .env_remove("DUNGHAN__CLOCK__START");
+    c
+}
+
 impl Node {
     /// Starts a node on free loopback ports with the scenario catalog
     /// (tests/scenarios/catalog.toml) and a data directory under `dir`.
     pub(crate) fn start(dir: &Path) -> Node {
-        let catalog = repo().join("tests/scenarios/catalog.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-            .args([
-                "serve",
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--catalog")
-            .arg(catalog)
-            .env_remove("DUNGHAN__CATALOG__FILE")
-            .env_remove("DUNGHAN__CALENDAR__FILE")
+        let mut c = serve_command(&dir.join("data"));
+        c.arg("--catalog")
+            .arg(repo().join("tests/scenarios/catalog.toml"));
+        Node::spawn(c).0
+    }
+
+    /// Runs `command` (a `dunghan serve`, see [`serve_command`]) and waits for its
+    /// listener lines; also returns the lines it printed before them.
+    pub(crate) fn spawn(mut command: Command) -> (Node, Vec<String>) {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("the dunghan binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let grpc = lines
-            .next()
-            .and_then(Result::ok)
-            .and_then(|l| l.strip_prefix("gRPC listening on ").map(str::to_owned))
-            .expect("the gRPC line first");
-        let metrics = lines
-            .next()
-            .and_then(Result::ok)
-            .and_then(|l| {
-                l.strip_prefix("metrics on http://")
-                    .and_then(|m| m.strip_suffix("/metrics"))
-                    .map(str::to_owned)
-            })
-            .expect("the metrics line second");
-        Node {
+        let mut next = || lines.next().expect("a listener line").unwrap();
+        let mut before = Vec::new();
+        let grpc = loop {
+            let line = next();
+            match line.strip_prefix("gRPC listening on ") {
+                Some(addr) => break addr.to_owned(),
+                None => before.push(line),
+            }
+        };
+        let metrics = next()
+            .strip_prefix("metrics on http://")
+            .and_then(|m| m.strip_suffix("/metrics"))
+            .expect("the metrics line after the gRPC line")
+            .to_owned();
+        let node = Node {
             child,
             grpc,
             metrics,
-        }
+        };
+        (node, before)
+    }
+
+    /// A gRPC channel to the node over TCP.
+    pub(crate) async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects over TCP")
     }
 
     /// Publishes events; every one must be accepted.
     pub(crate) async fn publish(&self, events: Vec<DossierEvent>) {
         use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
         use dunghan_proto::v1::{PublishRequest, PublishStatus};
-        let channel = tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects over TCP");
-        let reply = IngestServiceClient::new(channel)
+        let reply = IngestServiceClient::new(self.channel().await)
             .publish(PublishRequest { events })
             .await
             .expect("publish")
