@@ -128,30 +128,9 @@ fn replay(dir: &Path, events: &[DossierEvent], now: &str) -> BTreeMap<String, Va
         .map(|e| serde_json::to_string(e).unwrap() + "\n")
         .collect();
     std::fs::write(&file, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-        .args([
-            "replay",
-            "--quiet",
-            "--now",
-            now,
-            "--until",
-            now,
-            "--catalog",
-        ])
-        .arg(common::repo().join("tests/scenarios/catalog.toml"))
-        .arg(&file)
-        .env_remove("DUNGHAN__CALENDAR__FILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let catalog = common::repo().join("tests/scenarios/catalog.toml");
+    common::replay_file(&file, &catalog, now)
+        .into_iter()
         .map(|v| (v["id"].as_str().unwrap().to_owned(), v))
         .collect()
 }

@@ -399,32 +399,7 @@ pub(crate) fn replay(dir: &Path, events: &[(String, Vec<u8>)], catalog: &Path) -
         text.push(b'\n');
     }
     std::fs::write(&file, text).unwrap();
-    let now = chrono::Utc::now().to_rfc3339();
-    let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
-        .args([
-            "replay",
-            "--quiet",
-            "--now",
-            &now,
-            "--until",
-            &now,
-            "--catalog",
-        ])
-        .arg(catalog)
-        .arg(&file)
-        .env_remove("DUNGHAN__CALENDAR__FILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    crate::common::replay_file(&file, catalog, &chrono::Utc::now().to_rfc3339())
 }
 
 /// The raised events in the output topic, as JSON values (protobuf decoded).

@@ -194,3 +194,33 @@ pub(crate) fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, body.to_owned()))
 }
+
+/// `dunghan replay` of a JSON-lines file of events with the present and the clock at
+/// `now`: the raised events as JSON values.
+pub(crate) fn replay_file(file: &Path, catalog: &Path, now: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_dunghan"))
+        .args([
+            "replay",
+            "--quiet",
+            "--now",
+            now,
+            "--until",
+            now,
+            "--catalog",
+        ])
+        .arg(catalog)
+        .arg(file)
+        .env_remove("DUNGHAN__CALENDAR__FILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -53,17 +53,6 @@ async fn on_kafka<T: Send + 'static>(
         })
 }
 
-/// Publishes on the embedded node off the async threads. A full data directory is the
-/// client's to know about (`RESOURCE_EXHAUSTED`: nothing of the batch was acknowledged, send
-/// it again once there is space), not an internal error.
-async fn publish_embedded(
-    node: &Arc<Mutex<Node>>,
-    events: Vec<dunghan_proto::v1::DossierEvent>,
-) -> Result<Vec<dunghan_proto::v1::EventResult>, Status> {
-    // A full disk answers RESOURCE_EXHAUSTED (run_on), anything else INTERNAL.
-    super::node::run_on(node, move |node| node.publish(&events)).await
-}
-
 #[tonic::async_trait]
 impl IngestService for NodeApi {
     async fn publish(
@@ -78,7 +67,11 @@ impl IngestService for NodeApi {
             )));
         }
         let results = match &self.backend {
-            Backend::Embedded(node) => publish_embedded(node, events).await?,
+            // A full data directory answers RESOURCE_EXHAUSTED (run_on): nothing of the
+            // batch was acknowledged, send it again once there is space.
+            Backend::Embedded(node) => {
+                super::node::run_on(node, move |node| node.publish(&events)).await?
+            }
             Backend::Kafka(node) => node.publish(events).await,
         };
         Ok(Response::new(PublishResponse { results }))
