@@ -55,9 +55,8 @@ wait_ready
 if [ -n "${PERF_RECORD:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
 READY="$(date +%s.%N)"
 RESTORE="$(metric dunghan_kafka_restore_seconds)"
-grep -o 'changelog_records.*' "$DIR/bench.log" | tail -1
+grep -o "changelog_records.*" "$DIR/bench.log" | tail -1
 RSS="$(rss "$SERVE_PID")"
-grep -o 'changelog_records.*' "$DIR/bench.log" | tail -1
 python3 - "$OPEN_NOW" "$STARTED" "$READY" "$RESTORE" "$BARE_S" "$RSS" "$EMPTY_RSS" <<'PY'
 import sys
 open_, started, ready, restore, bare, rss, empty = (float(a) for a in sys.argv[1:])
