@@ -44,10 +44,10 @@ pub(crate) async fn run(node: Arc<Mutex<Node>>) {
             }
         }
         let now = clock::now_ms();
-        let (next, open) = match node.lock() {
-            Ok(n) => (n.next_timer(), n.open_count()),
-            Err(_) => (None, 0),
-        };
+        // Off the async threads like every node call (a publish may hold the lock).
+        let (next, open) = run_on(&node, |n| Ok((n.next_timer(), n.open_count())))
+            .await
+            .unwrap_or((None, 0));
         let next_ms = next.map(|t| t.saturating_mul(1000));
         if now >= gauge_at {
             let clear = next_ms.is_none_or(|t| t - now > GAUGE_CLEARANCE_MS);
