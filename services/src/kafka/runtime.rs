@@ -507,6 +507,8 @@ pub(crate) struct Pending {
     /// The stage is done when every record numbered up to this one is reported.
     waits_for: usize,
     changelog_sent: bool,
+    /// When the stage began: one that waits longer than a flush may is a failure.
+    since: Instant,
 }
 
 /// Takes each changed partition's changelog records as of now. `output_end` of each
@@ -604,12 +606,21 @@ fn pipeline_checkpoint(
 ) -> anyhow::Result<bool> {
     let mut slot = shared.pending();
     match slot.as_mut() {
-        Some(p) if shared.producer.context().reported_through() < p.waits_for => Ok(false),
+        Some(p) if shared.producer.context().reported_through() < p.waits_for => {
+            if p.since.elapsed() > FLUSH_TIMEOUT {
+                anyhow::bail!(
+                    "a checkpoint waited {} s for its deliveries",
+                    FLUSH_TIMEOUT.as_secs()
+                );
+            }
+            Ok(false)
+        }
         Some(p) if !p.changelog_sent => {
             check_deliveries(shared, "raised-event")?;
             write_changelog(shared, &p.snapshot)?;
             p.waits_for = shared.last_sent();
             p.changelog_sent = true;
+            p.since = Instant::now();
             Ok(false)
         }
         Some(p) => {
@@ -623,6 +634,7 @@ fn pipeline_checkpoint(
                 snapshot: snapshot(shared),
                 waits_for: shared.last_sent(),
                 changelog_sent: false,
+                since: Instant::now(),
             });
             Ok(true)
         }
