@@ -3,7 +3,6 @@
 //! just before a hand-checked deadline, the watcher receives the escalation at the rule's
 //! moment, and the fire-lag histogram counts it; a bad value is a clear error.
 
-use std::io::{Read, Write};
 use std::process::Command;
 
 use dunghan_proto::v1::dossier_event::Payload;
@@ -29,14 +28,6 @@ fn start(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Node {
     let mut command = common::serve_command(&data);
     command.args(extra).envs(env.iter().copied());
     Node::spawn(command).0
-}
-
-fn scrape(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 fn metric(body: &str, name: &str) -> f64 {
@@ -99,7 +90,9 @@ async fn a_simulated_clock_fires_a_known_deadline_at_its_moment() {
     };
     assert_eq!(escalation.raised_at, at("2026-11-04T10:00:00+07:00"));
 
-    let body = scrape(&node.metrics);
+    let body = common::http_get(&node.metrics, "/metrics")
+        .expect("the metrics endpoint answers")
+        .1;
     let offset = metric(&body, "dunghan_clock_offset_seconds");
     assert!(offset != 0.0, "the simulated clock shows: {offset}");
     // Every timer-raised event so far (the warning, the apology and the escalations) has

@@ -3,13 +3,14 @@
 //! dossiers, publication to a real node over gRPC, and one-line errors for bad flags.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{Datelike, Timelike};
 
 mod common;
+#[path = "common/kafka.rs"]
+mod kit;
 
 use common::Node;
 
@@ -258,14 +259,6 @@ fn serve(data: &Path, catalog: &Path) -> Node {
     Node::spawn(command).0
 }
 
-fn scrape(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 #[test]
 fn grpc_sink_publishes_everything_a_node_accepts() {
     let d = dir("grpc");
@@ -289,7 +282,9 @@ fn grpc_sink_publishes_everything_a_node_accepts() {
             && summary.contains(&format!("node: {n} accepted, 0 duplicate, 0 rejected")),
         "{summary}"
     );
-    let metrics = scrape(&node.metrics);
+    let metrics = common::http_get(&node.metrics, "/metrics")
+        .expect("the metrics endpoint answers")
+        .1;
     let line = format!("dunghan_events_total{{reason=\"\",status=\"accepted\"}} {n}");
     assert!(metrics.contains(&line), "{line} in\n{metrics}");
     assert!(!metrics.contains("status=\"rejected\"} "), "{metrics}");
@@ -331,76 +326,12 @@ fn bad_flags_exit_2_with_one_line_and_help_explains() {
     }
 }
 
-/// The tansu broker: `$TANSU`, else where `tests/run.sh` installs it.
-fn tansu() -> PathBuf {
-    let path: PathBuf = std::env::var_os("TANSU")
-        .map_or_else(|| "/var/tmp/dunghan-tools/bin/tansu".into(), Into::into);
-    assert!(
-        path.is_file(),
-        "the tansu broker is not installed: ./tests/run.sh installs it (or set TANSU=path)"
-    );
-    path
-}
-
 #[test]
 fn kafka_sink_produces_every_event_keyed_by_dossier_in_order() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::error::KafkaError;
-    use rdkafka::message::{Headers, Message};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    use std::time::{Duration, Instant};
-
     let d = dir("kafka");
     let (_, events) = generate(&d, 21, 300);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let url = format!("tcp://{addr}");
-    let log = std::fs::File::create(d.join("tansu.log")).unwrap();
-    let broker = Command::new(tansu())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .current_dir(&d)
-        .env("RUST_LOG", "warn")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("tansu starts");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _broker = Kill(broker);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &addr)
-            .create()
-            .unwrap();
-        let topic = NewTopic::new("lg.events", 3, TopicReplication::Fixed(1));
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let r = rt
-            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
-            .unwrap();
-        assert!(r.iter().all(Result::is_ok), "{r:?}");
-    }
+    let broker = kit::Broker::start(&d);
+    broker.create_topics("lg");
     let out = run(&[
         "loadgen",
         "--seed",
@@ -408,49 +339,26 @@ fn kafka_sink_produces_every_event_keyed_by_dossier_in_order() {
         "--dossiers",
         "300",
         "--kafka-brokers",
-        &addr,
+        &broker.addr,
         "--topic",
-        "lg.events",
+        "lg.dossier-events",
     ]);
     let summary = String::from_utf8(out.stderr).unwrap();
-    assert!(summary.contains("produced to lg.events"), "{summary}");
+    assert!(
+        summary.contains("produced to lg.dossier-events"),
+        "{summary}"
+    );
 
     // Read everything back: per dossier, the same events in the same order as the file,
     // each keyed by its dossier id with a JSON content type.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &addr)
-        .set("group.id", "loadgen-test-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset("lg.events", p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut open: BTreeSet<i32> = (0..3).collect();
     let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !open.is_empty() {
-        assert!(Instant::now() < deadline, "reading lg.events stalled");
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
-                let h = m.headers().unwrap().get(0);
-                assert_eq!(
-                    (h.key, h.value),
-                    ("content-type", Some(&b"application/json"[..]))
-                );
-                let json = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-                got.entry(key).or_default().push(json);
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
-            }
-            _ => {}
-        }
+    for record in broker.read("lg.dossier-events") {
+        let content_type = BTreeMap::from([("content-type".into(), "application/json".into())]);
+        assert_eq!(record.headers, content_type);
+        let json = String::from_utf8(record.payload).unwrap();
+        got.entry(record.key.expect("keyed by dossier"))
+            .or_default()
+            .push(json);
     }
     let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in std::fs::read_to_string(&events).unwrap().lines() {
