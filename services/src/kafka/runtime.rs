@@ -22,7 +22,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::codec::{self, CONTENT_TYPE, ID_HEADER, INPUT_HEADER, MESSAGE_HEADER, REASON_HEADER};
 use super::io::{self, Producer};
 use super::metrics::KafkaMetrics;
-use super::partition::{Partition, Processed, CHECKPOINT_KEY};
+use super::partition::{Histories, Ids, Partition, Processed, CHECKPOINT_KEY};
 use crate::config::KafkaSection;
 use crate::serve::metrics::Metrics;
 use crate::serve::node::wall_clock;
@@ -259,7 +259,7 @@ fn restore_with_retries(shared: &Shared, ids: &[i32]) -> Vec<Partition> {
 fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     let cfg = &shared.cfg;
     // Histories stay encoded while reading; each partition decodes its own when rebuilt.
-    type State = (HashMap<Arc<str>, Vec<u8>>, Option<PartitionCheckpoint>);
+    type State = (Histories<Vec<u8>>, Option<PartitionCheckpoint>);
     let mut state: HashMap<i32, State> = ids.iter().map(|p| (*p, Default::default())).collect();
     let starts: Vec<(i32, Offset)> = ids.iter().map(|p| (*p, Offset::Beginning)).collect();
     let began = Instant::now();
@@ -290,7 +290,7 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
         })
         .collect();
     let read_changelog = began.elapsed().as_secs_f64();
-    let mut suppress: HashMap<i32, HashSet<String>> = HashMap::new();
+    let mut suppress: HashMap<i32, Ids> = HashMap::new();
     let tail = io::read_partitions(cfg, &cfg.output_topic, &starts, |m| {
         if let Some(id) = io::header(m, ID_HEADER) {
             suppress
@@ -344,11 +344,11 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
 fn rebuild(
     shared: &Shared,
     id: i32,
-    encoded: HashMap<Arc<str>, Vec<u8>>,
+    encoded: Histories<Vec<u8>>,
     checkpoint: Option<PartitionCheckpoint>,
-    suppress: HashSet<String>,
+    suppress: Ids,
 ) -> anyhow::Result<Partition> {
-    let mut histories = HashMap::with_capacity(encoded.len());
+    let mut histories = Histories::with_capacity_and_hasher(encoded.len(), Default::default());
     for (dossier, bytes) in encoded {
         let history = DossierHistory::decode(bytes.as_slice())
             .map_err(|e| anyhow::anyhow!("changelog history of {dossier}: {e}"))?;

@@ -8,6 +8,8 @@ mod deadline_api;
 pub(crate) mod ingest_api;
 pub(crate) mod metrics;
 pub(crate) mod node;
+#[cfg(test)]
+mod node_tests;
 pub(crate) mod rates;
 mod store;
 mod ticker;
@@ -135,7 +137,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             node.ingest(file).map_err(|e| InputError(e.to_string()))?;
         // What the file made due by now fires before serving (as a restart's replay does),
         // so a node stopped right after ingesting has stored it.
-        while node.tick(crate::clock::now_ms())?.1 {}
+        node.catch_up()?;
         println!(
             "ingested {}: {accepted} accepted, {duplicates} duplicates, {rejected} rejected",
             file.display()
@@ -152,10 +154,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     runtime.block_on(async move {
         let serving = serve(services, listen);
-        let ticking = tokio::spawn(ticker::run(node));
+        let ticking = tokio::spawn(ticker::run(node.clone()));
         let result = serving.await;
         ticking.abort();
-        result
+        let _ = ticking.await;
+        // What the ticker sent out unwritten is written before the process ends.
+        let written = node::run_on(&node, |n| {
+            while n.write_deferred()? > 0 {}
+            Ok(())
+        })
+        .await;
+        result.and(written.map_err(|e| anyhow::anyhow!("writing raised events at stop: {e}")))
     })
 }
 

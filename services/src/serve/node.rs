@@ -65,13 +65,17 @@ pub(crate) struct Node {
     changes: u64,
 }
 
-/// How many raised events a slow watcher may fall behind before it is dropped.
-const WATCH_BUFFER: usize = 16_384;
+/// How many raised events a slow watcher may fall behind before it is dropped (the ticker
+/// waits a little for watchers before firing a slice that would overrun it).
+pub(crate) const WATCH_BUFFER: usize = 65_536;
 
 /// Dossiers whose due timers one [`Node::tick`] fires: a burst (100 000 deadlines at
 /// 17:00) is stored and sent to watchers slice by slice, so the first raised events go out
 /// while the rest are fired, and requests get the lock between slices.
 const FIRE_SLICE: usize = 4_096;
+
+/// Log entries a restart replays at a time (the log is never all in memory).
+const REPLAY_CHUNK: usize = 65_536;
 
 /// The service's clock in Unix seconds (the engine itself never reads a clock): the wall
 /// clock, or the simulated one of `[clock] start` (see `crate::clock`).
@@ -128,7 +132,7 @@ impl Node {
         spec: CalendarSpec,
         calendars: SharedCalendars,
     ) -> anyhow::Result<Node> {
-        let (store, events) = Store::open(data_dir)?;
+        let store = Store::open(data_dir)?;
         let mut node = Node {
             engine,
             store,
@@ -138,25 +142,34 @@ impl Node {
             calendars,
             changes: 0,
         };
-        let mut raised = Vec::new();
-        for (arrival, entry) in &events {
-            // The same present as when it arrived, so the same decisions.
-            node.engine.set_present(*arrival);
-            match entry {
-                Logged::Event(event) => apply(&mut node.engine, event, &mut raised),
-                Logged::Closure(closure) => node.close(*arrival, closure, &mut raised)?,
-                Logged::Schedule(text) => node.schedule(*arrival, text, &mut raised)?,
+        let (mut events, mut restored, mut fresh, mut next) = (0, 0, 0, 0);
+        loop {
+            let (chunk, after) = node.store.log(next, REPLAY_CHUNK)?;
+            if chunk.is_empty() {
+                break;
             }
+            let mut raised = Vec::new();
+            for (arrival, entry) in &chunk {
+                // The same present as when it arrived, so the same decisions.
+                node.engine.set_present(*arrival);
+                match entry {
+                    Logged::Event(event) => apply(&mut node.engine, event, &mut raised),
+                    Logged::Closure(closure) => node.close(*arrival, closure, &mut raised)?,
+                    Logged::Schedule(text) => node.schedule(*arrival, text, &mut raised)?,
+                }
+            }
+            events += chunk.len();
+            restored += raised.len();
+            fresh += node.store_raised(raised)?;
+            next = after;
         }
-        let restored = raised.len();
-        let fresh = node.store_raised(raised)?;
         tracing::info!(
-            events = events.len(),
+            events,
             raised = restored,
             newly_stored = fresh,
             "restored the engine from the store"
         );
-        while node.tick(crate::clock::now_ms())?.1 {}
+        node.catch_up()?;
         node.refresh_open_by_state(wall_clock());
         Ok(node)
     }
@@ -329,9 +342,12 @@ impl Node {
     }
 
     /// Advances the engine to `now_ms` (Unix ms), firing the due timers of at most
-    /// [`FIRE_SLICE`] dossiers, and stores what fired; returns how many raised events were
-    /// new and whether more are due (call again). Each new one's lag (stored at minus its
-    /// rule's moment) goes to the fire-lag histogram.
+    /// [`FIRE_SLICE`] dossiers; returns how many raised events were new and whether more
+    /// are due (call again). New ones (later than anything stored, [`Store::is_new`]) go to
+    /// the watchers and metrics at once and are written afterwards by
+    /// [`Node::write_deferred`], so a 17:00 burst goes out at the speed of the engine, not of
+    /// the disk; others (a restart's catch-up, a clock set back) are looked up and stored
+    /// first. Each one's lag (sent at minus its rule's moment) goes to the fire-lag histogram.
     pub(crate) fn tick(&mut self, now_ms: i64) -> anyhow::Result<(usize, bool)> {
         let now = now_ms.div_euclid(1000);
         let lag = self.engine.next_timer().map_or(0, |t| (now - t).max(0));
@@ -342,16 +358,46 @@ impl Node {
             return Ok((0, more));
         }
         let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
-        let fresh = self.store.append(&[], wire)?;
-        let stored_at = crate::clock::now_ms() as f64 / 1000.0;
-        for r in &fresh {
+        let (new, known): (Vec<SlaEvent>, Vec<SlaEvent>) =
+            wire.into_iter().partition(|r| self.store.is_new(r));
+        let fresh = if known.is_empty() {
+            Vec::new()
+        } else {
+            self.store.append(&[], known)?
+        };
+        let sent_at = crate::clock::now_ms() as f64 / 1000.0;
+        for r in new.iter().chain(&fresh) {
             if let Some(t) = &r.raised_at {
                 let moment = t.seconds as f64 + f64::from(t.nanos) / 1e9;
-                self.metrics.fire_lag.observe((stored_at - moment).max(0.0));
+                self.metrics.fire_lag.observe((sent_at - moment).max(0.0));
             }
         }
         self.observe(&fresh);
-        Ok((fresh.len(), more))
+        self.observe(&new);
+        let n = fresh.len() + new.len();
+        self.store.defer(new);
+        Ok((n, more))
+    }
+
+    /// Writes a chunk of the raised events sent by [`Node::tick`] and not written yet;
+    /// returns how many are still to write.
+    pub(crate) fn write_deferred(&mut self) -> anyhow::Result<usize> {
+        if self.store.deferred() > 0 {
+            self.store.write_deferred()?;
+        }
+        Ok(self.store.deferred())
+    }
+
+    /// Fires everything due by the clock and writes it (before serving, and at a stop).
+    pub(crate) fn catch_up(&mut self) -> anyhow::Result<()> {
+        while self.tick(crate::clock::now_ms())?.1 {}
+        while self.write_deferred()? > 0 {}
+        Ok(())
+    }
+
+    /// Raised events sent to watchers that the slowest of them has not taken yet.
+    pub(crate) fn watch_backlog(&self) -> usize {
+        self.watchers.len()
     }
 
     /// Open dossiers.

@@ -58,6 +58,12 @@ fn decode(bytes: &[u8]) -> anyhow::Result<(i64, Logged)> {
 const RAISED: TableDefinition<&str, &[u8]> = TableDefinition::new("raised");
 /// "dossier\0seq" (seq zero-padded) → seq: a dossier's events in order.
 const BY_DOSSIER: TableDefinition<&str, u64> = TableDefinition::new("dossier_events");
+/// Facts about the store: [`LATEST_RAISED`].
+const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+/// The latest `raised_at` (Unix s) of any stored raised event. A raised event whose moment
+/// is later cannot be stored already, so a timer firing after it may go out before its
+/// write (see [`Store::defer`]).
+const LATEST_RAISED: &str = "latest_raised_at";
 
 /// The store; cheap to share behind the node's lock.
 #[derive(Debug)]
@@ -70,6 +76,14 @@ pub(crate) struct Store {
     pending: Vec<(Vec<u8>, Option<String>)>,
     /// Raised events a failed write left unstored.
     pending_raised: Vec<SlaEvent>,
+    /// Raised events already sent to watchers and counted, not written yet (they are new,
+    /// see [`Store::defer`]); written a chunk per write, never returned as fresh.
+    deferred: Vec<SlaEvent>,
+    /// [`LATEST_RAISED`] as this process opened the store: what a raised event must be
+    /// later than to be new without a look-up.
+    latest_at_open: i64,
+    /// [`LATEST_RAISED`] of what is written or pending.
+    latest_raised: i64,
 }
 
 /// A write refused because the data directory's file system is full (or over quota):
@@ -107,10 +121,13 @@ fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
     Box::new(e.into())
 }
 
-/// Stores the raised events whose id is not stored yet; returns those.
+/// Stores the raised events whose id is not stored yet; returns those. `new` ones are
+/// known not to be stored (deferred): inserted without a look-up, not returned.
 fn store_new(
     write: &redb::WriteTransaction,
     raised: &[SlaEvent],
+    new: &[SlaEvent],
+    latest: i64,
 ) -> Result<Vec<SlaEvent>, Box<redb::Error>> {
     let mut stored = write.open_table(RAISED).map_err(boxed)?;
     let mut fresh = Vec::with_capacity(raised.len());
@@ -122,16 +139,35 @@ fn store_new(
             fresh.push(r.clone());
         }
     }
+    for r in new {
+        stored
+            .insert(r.id.as_str(), r.encode_to_vec().as_slice())
+            .map_err(boxed)?;
+    }
+    let mut meta = write.open_table(META).map_err(boxed)?;
+    meta.insert(LATEST_RAISED, latest).map_err(boxed)?;
     Ok(fresh)
 }
+
+/// The latest `raised_at` of `raised`, or `start`.
+fn latest_of(start: i64, raised: &[SlaEvent]) -> i64 {
+    raised
+        .iter()
+        .filter_map(|r| r.raised_at.as_ref().map(|t| t.seconds))
+        .fold(start, i64::max)
+}
+
+/// How many deferred raised events one write stores (about 0.2 s of B-tree inserts), so
+/// the lock is free between chunks after a burst.
+const DEFERRED_CHUNK: usize = 8_192;
 
 fn dossier_key(dossier: &str, seq: u64) -> String {
     format!("{dossier}\0{seq:020}")
 }
 
 impl Store {
-    /// Opens (or creates) `dir/dunghan.redb`; returns the stored events in arrival order.
-    pub(crate) fn open(dir: &Path) -> anyhow::Result<(Store, Vec<(i64, Logged)>)> {
+    /// Opens (or creates) `dir/dunghan.redb`; its log is read back with [`Store::log`].
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
         let file = dir.join("dunghan.redb");
@@ -141,27 +177,55 @@ impl Store {
             write.open_table(EVENTS)?;
             write.open_table(RAISED)?;
             write.open_table(BY_DOSSIER)?;
-        }
-        write.commit()?;
-        let mut events = Vec::new();
-        let mut next_seq = 0;
-        {
-            let read = db.begin_read()?;
-            let table = read.open_table(EVENTS)?;
-            for entry in table.iter()? {
-                let (seq, value) = entry?;
-                events.push(decode(value.value())?);
-                next_seq = seq.value() + 1;
+            let mut meta = write.open_table(META)?;
+            if meta.get(LATEST_RAISED)?.is_none() {
+                // A store written before this table existed: read it off once.
+                let mut latest = i64::MIN;
+                for entry in write.open_table(RAISED)?.iter()? {
+                    let r = SlaEvent::decode(entry?.1.value())?;
+                    latest = latest_of(latest, std::slice::from_ref(&r));
+                }
+                meta.insert(LATEST_RAISED, latest)?;
             }
         }
+        write.commit()?;
+        let next_seq = db
+            .begin_read()?
+            .open_table(EVENTS)?
+            .last()?
+            .map_or(0, |(seq, _)| seq.value() + 1);
+        let latest = db
+            .begin_read()?
+            .open_table(META)?
+            .get(LATEST_RAISED)?
+            .map_or(i64::MIN, |v| v.value());
         let store = Store {
             db: Some(db),
             file,
             next_seq,
             pending: Vec::new(),
             pending_raised: Vec::new(),
+            deferred: Vec::new(),
+            latest_at_open: latest,
+            latest_raised: latest,
         };
-        Ok((store, events))
+        Ok(store)
+    }
+
+    /// Up to `limit` log entries from sequence number `from` on, in order, with the
+    /// sequence number after the last: a restart replays the log a chunk at a time, so it
+    /// never holds the whole log in memory.
+    pub(crate) fn log(&self, from: u64, limit: usize) -> anyhow::Result<(Vec<(i64, Logged)>, u64)> {
+        let read = self.reader()?.begin_read()?;
+        let table = read.open_table(EVENTS)?;
+        let mut entries = Vec::with_capacity(limit.min(1 << 16));
+        let mut next = from;
+        for entry in table.range(from..)?.take(limit) {
+            let (seq, value) = entry?;
+            entries.push(decode(value.value())?);
+            next = seq.value() + 1;
+        }
+        Ok((entries, next))
     }
 
     /// The open database (reopened first if a failed write closed it).
@@ -203,9 +267,11 @@ impl Store {
         raised: Vec<SlaEvent>,
     ) -> anyhow::Result<Vec<SlaEvent>> {
         self.pending.extend(entries);
+        self.latest_raised = latest_of(self.latest_raised, &raised);
         self.pending_raised.extend(raised);
         self.db()?;
         let first = self.next_seq;
+        let deferred = self.deferred.len().min(DEFERRED_CHUNK);
         let result = (|| -> Result<Vec<SlaEvent>, Box<redb::Error>> {
             let Some(db) = self.db.as_ref() else {
                 return Err(Box::new(redb::Error::PreviousIo));
@@ -224,7 +290,8 @@ impl Store {
                             .map_err(boxed)?;
                     }
                 }
-                fresh = store_new(&write, &self.pending_raised)?;
+                let new = &self.deferred[..deferred];
+                fresh = store_new(&write, &self.pending_raised, new, self.latest_raised)?;
             }
             write.commit().map_err(boxed)?;
             Ok(fresh)
@@ -234,6 +301,7 @@ impl Store {
                 self.next_seq += self.pending.len() as u64;
                 self.pending.clear();
                 self.pending_raised.clear();
+                self.deferred.drain(..deferred);
                 Ok(fresh)
             }
             Err(e) => {
@@ -272,6 +340,36 @@ impl Store {
         self.write(entries, raised)
     }
 
+    /// Whether a raised event is certainly not stored yet: its moment is later than any
+    /// stored when this process opened the store. (Within one process the engine raises an
+    /// id once; an earlier process may have stored it only at a moment up to that mark.)
+    pub(crate) fn is_new(&self, raised: &SlaEvent) -> bool {
+        raised
+            .raised_at
+            .as_ref()
+            .is_some_and(|t| t.seconds > self.latest_at_open)
+    }
+
+    /// Queues new raised events (see [`Store::is_new`]) that were sent out before being
+    /// written. They are deterministic: after a crash before their write, the restart's
+    /// replay raises them again and stores them (it sends nothing to watchers).
+    pub(crate) fn defer(&mut self, raised: Vec<SlaEvent>) {
+        self.latest_raised = latest_of(self.latest_raised, &raised);
+        self.deferred.extend(raised);
+    }
+
+    /// Raised events sent out and not written yet.
+    pub(crate) fn deferred(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Writes one chunk of the deferred raised events (with anything pending).
+    pub(crate) fn write_deferred(&mut self) -> anyhow::Result<()> {
+        let fresh = self.write(Vec::new(), Vec::new())?;
+        debug_assert!(fresh.is_empty(), "nothing new was pending");
+        Ok(())
+    }
+
     /// Every stored event with its arrival time, and every raised event (full scans: for
     /// period reports on an embedded node).
     pub(crate) fn scan(&self) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
@@ -286,6 +384,7 @@ impl Store {
         for entry in read.open_table(RAISED)?.iter()? {
             raised.push(SlaEvent::decode(entry?.1.value())?);
         }
+        raised.extend(self.deferred.iter().cloned());
         Ok((events, raised))
     }
 
@@ -336,6 +435,13 @@ impl Store {
         for entry in raised_table.range(lo.as_str()..hi.as_str())? {
             raised.push(SlaEvent::decode(entry?.1.value())?);
         }
+        // Sent and not written yet (a burst being written): shown as well, in id order.
+        let unwritten = self
+            .deferred
+            .iter()
+            .filter(|r| r.id.starts_with(lo.as_str()));
+        raised.extend(unwritten.cloned());
+        raised.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((events, raised))
     }
 }

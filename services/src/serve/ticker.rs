@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::node::{run_on, Node};
+use super::node::{run_on, Node, WATCH_BUFFER};
 use crate::clock;
 
 /// Longest sleep between two looks at the engine's next timer (ms).
@@ -21,24 +21,49 @@ const SMALL_NODE: usize = 100_000;
 const GAUGE_CLEARANCE_MS: i64 = 2_000;
 const GAUGE_MAX_DELAY_MS: i64 = 60_000;
 
+/// Fires the slices due now. Before each, waits (at most [`WATCHER_WAIT`]) while the
+/// slowest watcher is so far behind that the slice could overrun its buffer: a burst then
+/// goes out as fast as watchers take it, and only a watcher stuck for longer is dropped.
+async fn fire_due(node: &Arc<Mutex<Node>>) -> Result<(), tonic::Status> {
+    loop {
+        let waited = std::time::Instant::now();
+        while run_on(node, |n| Ok(n.watch_backlog())).await? > WATCH_BUFFER - WATCH_HEADROOM
+            && waited.elapsed() < WATCHER_WAIT
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (n, more) = run_on(node, |n| n.tick(clock::now_ms())).await?;
+        if n > 0 {
+            tracing::debug!(raised = n, "timers fired");
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// Room a slice needs in the watchers' buffer (a slice's dossiers raise two or three
+/// events each at most at one moment).
+const WATCH_HEADROOM: usize = 16_384;
+/// Longest wait for a slow watcher before the next slice fires anyway.
+const WATCHER_WAIT: Duration = Duration::from_millis(500);
+
 /// Runs until aborted. Failures are logged by `run_on`; the next round tries again.
 pub(crate) async fn run(node: Arc<Mutex<Node>>) {
     let mut gauge_at = clock::now_ms();
     loop {
         // Fire everything due now, one slice per lock, so requests interleave.
-        let mut failed = false;
-        loop {
-            match run_on(&node, |n| n.tick(clock::now_ms())).await {
-                Ok((n, more)) => {
-                    if n > 0 {
-                        tracing::debug!(raised = n, "timers fired");
-                    }
-                    if !more {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    failed = true;
+        let failed = fire_due(&node).await.is_err();
+        // Then write what went out unwritten, a chunk per lock, until a timer is due again.
+        if !failed {
+            loop {
+                let left = run_on(&node, |n| n.write_deferred()).await.unwrap_or(0);
+                let due = run_on(&node, |n| Ok(n.next_timer()))
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|t| t.saturating_mul(1000) <= clock::now_ms());
+                if left == 0 || due {
                     break;
                 }
             }
