@@ -70,8 +70,8 @@ pub(crate) struct Node {
 pub(crate) const WATCH_BUFFER: usize = 65_536;
 
 /// Dossiers whose due timers one [`Node::tick`] fires: a burst (100 000 deadlines at
-/// 17:00) is stored and sent to watchers slice by slice, so the first raised events go out
-/// while the rest are fired, and requests get the lock between slices.
+/// 17:00) is sent to watchers slice by slice, so the first raised events go out while the
+/// rest are fired, and requests get the lock between slices.
 const FIRE_SLICE: usize = 4_096;
 
 /// Log entries a restart replays at a time (the log is never all in memory).
@@ -196,9 +196,11 @@ impl Node {
                 self.metrics.time_ratio.observe(ratio);
             }
         }
-        for r in fresh {
-            // No subscriber is not an error.
-            let _ = self.watchers.send(r.clone());
+        if self.watchers.receiver_count() > 0 {
+            for r in fresh {
+                // A subscriber that left meanwhile is not an error.
+                let _ = self.watchers.send(r.clone());
+            }
         }
         self.metrics.open.set(self.engine.open_dossiers() as i64);
         self.metrics
