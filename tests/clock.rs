@@ -1,7 +1,8 @@
 //! The service's clock as a user sets it for a drill or a bench: `dunghan serve
 //! --clock-start` (or `[clock] start`, `DUNGHAN__CLOCK__START`) starts it at an instant
 //! just before a hand-checked deadline, the watcher receives the escalation at the rule's
-//! moment, and the fire-lag histogram counts it; a bad value is a clear error.
+//! moment, and the fire-lag histogram counts it; a bad value is a clear error. A burst of
+//! deadlines goes out before it is written: `kill -9` in between loses and repeats nothing.
 
 use std::process::Command;
 
@@ -124,4 +125,79 @@ fn a_bad_clock_start_is_one_clear_line_with_status_2() {
         stderr.contains("DUNGHAN__CLOCK__START") && stderr.contains("`friday`"),
         "{stderr}"
     );
+}
+
+/// Thousands of dossiers due at one moment: the watcher receives the burst, the node is
+/// killed (`kill -9`) as soon as the first event arrives, before the burst is all written;
+/// after a restart every dossier's escalation is stored exactly once, and the restart's
+/// replay itself stored some of them (so the kill did land before their write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_killed_before_its_write_is_stored_once_after_a_restart() {
+    use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
+    use dunghan_proto::v1::GetTimelineRequest;
+    const N: usize = 8_000;
+    let dir = common::fresh_dir("clock-burst");
+    let file = dir.join("receipts.jsonl");
+    let lines: Vec<String> = (0..N)
+        .map(|i| {
+            // Company registration received Mon 2/11/2026 10:00: due Wed 4/11 10:00.
+            format!(
+                r#"{{"eventId":"r{i}","dossierId":"B-{i:05}","occurredAt":"2026-11-02T10:00:00+07:00","received":{{"procedureCode":"2.001610","agencyId":"so-khdt"}}}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let data = dir.join("data");
+    let mut first = common::serve_command(&data);
+    first
+        .args(["--clock-start", "2026-11-04T09:59:30+07:00", "--ingest"])
+        .arg(&file);
+    let node = Node::spawn(first).0;
+    let mut watch = SlaServiceClient::new(node.channel().await)
+        .watch_sla_events(WatchSlaEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let e = tokio::time::timeout(std::time::Duration::from_secs(60), watch.message())
+        .await
+        .expect("the burst within 60 s")
+        .unwrap()
+        .expect("the stream goes on");
+    drop(node); // kill -9 at the first event of the burst
+    assert_eq!(e.raised_at, at("2026-11-04T10:00:00+07:00"), "{e:?}");
+
+    let mut again = common::serve_command(&data);
+    again.args(["--clock-start", "2026-11-04T10:00:10+07:00"]);
+    let node = Node::spawn(again).0;
+    let body = common::http_get(&node.metrics, "/metrics").unwrap().1;
+    let regenerated = metric(
+        &body,
+        "dunghan_raised_events_total{kind=\"escalation\",level=\"3\"}",
+    );
+    assert!(
+        regenerated > 0.0,
+        "the replay stored escalations the kill left unwritten:\n{body}"
+    );
+    let mut dossiers = DossierServiceClient::new(node.channel().await);
+    for i in 0..N {
+        let dossier_id = format!("B-{i:05}");
+        let raised = dossiers
+            .get_timeline(GetTimelineRequest {
+                dossier_id: dossier_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .raised;
+        let escalations = raised
+            .iter()
+            .filter(|r| r.id == format!("{dossier_id}:escalation:-:3"))
+            .count();
+        assert_eq!(escalations, 1, "{dossier_id}: {raised:?}");
+        let mut ids: Vec<&str> = raised.iter().map(|r| r.id.as_str()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), raised.len(), "{dossier_id}: no id twice");
+    }
+    drop(node);
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -385,7 +385,8 @@ impl Node {
     /// returns how many are still to write.
     pub(crate) fn write_deferred(&mut self) -> anyhow::Result<usize> {
         if self.store.deferred() > 0 {
-            self.store.write_deferred()?;
+            let fresh = self.store.write_deferred()?;
+            self.observe(&fresh);
         }
         Ok(self.store.deferred())
     }

@@ -157,8 +157,8 @@ fn latest_of(start: i64, raised: &[SlaEvent]) -> i64 {
         .fold(start, i64::max)
 }
 
-/// How many deferred raised events one write stores (about 0.2 s of B-tree inserts), so
-/// the lock is free between chunks after a burst.
+/// How many deferred raised events one write stores, so that after a burst a publish
+/// waiting for the lock waits for one chunk, not for the whole burst.
 const DEFERRED_CHUNK: usize = 8_192;
 
 fn dossier_key(dossier: &str, seq: u64) -> String {
@@ -363,11 +363,10 @@ impl Store {
         self.deferred.len()
     }
 
-    /// Writes one chunk of the deferred raised events (with anything pending).
-    pub(crate) fn write_deferred(&mut self) -> anyhow::Result<()> {
-        let fresh = self.write(Vec::new(), Vec::new())?;
-        debug_assert!(fresh.is_empty(), "nothing new was pending");
-        Ok(())
+    /// Writes one chunk of the deferred raised events, and anything a failed write left
+    /// pending: returns the pending raised events that were new (not sent out yet).
+    pub(crate) fn write_deferred(&mut self) -> anyhow::Result<Vec<SlaEvent>> {
+        self.write(Vec::new(), Vec::new())
     }
 
     /// Every stored event with its arrival time, and every raised event (full scans: for
