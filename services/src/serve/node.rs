@@ -360,8 +360,13 @@ impl Node {
             return Ok((0, more));
         }
         let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
+        // Usually all of a slice is new: kept as it is, not copied into a second vector.
         let (new, known): (Vec<SlaEvent>, Vec<SlaEvent>) =
-            wire.into_iter().partition(|r| self.store.is_new(r));
+            if wire.iter().all(|r| self.store.is_new(r)) {
+                (wire, Vec::new())
+            } else {
+                wire.into_iter().partition(|r| self.store.is_new(r))
+            };
         let fresh = if known.is_empty() {
             Vec::new()
         } else {

@@ -115,7 +115,7 @@ fn what_went_out_is_written_a_chunk_at_a_time_and_survives_a_restart() {
     }
     assert!(
         chunks >= 1,
-        "{sent} events take more than one chunk of 8 192"
+        "{sent} events are more than one slice of 4 096 dossiers"
     );
     assert_eq!(raised_ids(&node, N), before, "written, the same");
     drop(node);

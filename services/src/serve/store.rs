@@ -77,8 +77,10 @@ pub(crate) struct Store {
     /// Raised events a failed write left unstored.
     pending_raised: Vec<SlaEvent>,
     /// Raised events already sent to watchers and counted, not written yet (they are new,
-    /// see [`Store::defer`]); written a chunk per write, never returned as fresh.
-    deferred: Vec<SlaEvent>,
+    /// see [`Store::defer`]), as the slices they were fired in (kept as they came: a burst
+    /// of 200 000 is not copied into one growing vector); one slice per write, never
+    /// returned as fresh.
+    deferred: std::collections::VecDeque<Vec<SlaEvent>>,
     /// [`LATEST_RAISED`] as this process opened the store: what a raised event must be
     /// later than to be new without a look-up.
     latest_at_open: i64,
@@ -157,10 +159,6 @@ fn latest_of(start: i64, raised: &[SlaEvent]) -> i64 {
         .fold(start, i64::max)
 }
 
-/// How many deferred raised events one write stores, so that after a burst a publish
-/// waiting for the lock waits for one chunk, not for the whole burst.
-const DEFERRED_CHUNK: usize = 8_192;
-
 fn dossier_key(dossier: &str, seq: u64) -> String {
     format!("{dossier}\0{seq:020}")
 }
@@ -205,7 +203,7 @@ impl Store {
             next_seq,
             pending: Vec::new(),
             pending_raised: Vec::new(),
-            deferred: Vec::new(),
+            deferred: Default::default(),
             latest_at_open: latest,
             latest_raised: latest,
         };
@@ -271,7 +269,7 @@ impl Store {
         self.pending_raised.extend(raised);
         self.db()?;
         let first = self.next_seq;
-        let deferred = self.deferred.len().min(DEFERRED_CHUNK);
+
         let result = (|| -> Result<Vec<SlaEvent>, Box<redb::Error>> {
             let Some(db) = self.db.as_ref() else {
                 return Err(Box::new(redb::Error::PreviousIo));
@@ -290,7 +288,7 @@ impl Store {
                             .map_err(boxed)?;
                     }
                 }
-                let new = &self.deferred[..deferred];
+                let new = self.deferred.front().map_or(&[][..], Vec::as_slice);
                 fresh = store_new(&write, &self.pending_raised, new, self.latest_raised)?;
             }
             write.commit().map_err(boxed)?;
@@ -301,7 +299,7 @@ impl Store {
                 self.next_seq += self.pending.len() as u64;
                 self.pending.clear();
                 self.pending_raised.clear();
-                self.deferred.drain(..deferred);
+                self.deferred.pop_front();
                 Ok(fresh)
             }
             Err(e) => {
@@ -355,15 +353,17 @@ impl Store {
     /// replay raises them again and stores them (it sends nothing to watchers).
     pub(crate) fn defer(&mut self, raised: Vec<SlaEvent>) {
         self.latest_raised = latest_of(self.latest_raised, &raised);
-        self.deferred.extend(raised);
+        if !raised.is_empty() {
+            self.deferred.push_back(raised);
+        }
     }
 
     /// Raised events sent out and not written yet.
     pub(crate) fn deferred(&self) -> usize {
-        self.deferred.len()
+        self.deferred.iter().map(Vec::len).sum()
     }
 
-    /// Writes one chunk of the deferred raised events, and anything a failed write left
+    /// Writes one slice of the deferred raised events, and anything a failed write left
     /// pending: returns the pending raised events that were new (not sent out yet).
     pub(crate) fn write_deferred(&mut self) -> anyhow::Result<Vec<SlaEvent>> {
         self.write(Vec::new(), Vec::new())
@@ -383,7 +383,7 @@ impl Store {
         for entry in read.open_table(RAISED)?.iter()? {
             raised.push(SlaEvent::decode(entry?.1.value())?);
         }
-        raised.extend(self.deferred.iter().cloned());
+        raised.extend(self.deferred.iter().flatten().cloned());
         Ok((events, raised))
     }
 
@@ -438,6 +438,7 @@ impl Store {
         let unwritten = self
             .deferred
             .iter()
+            .flatten()
             .filter(|r| r.id.starts_with(lo.as_str()));
         raised.extend(unwritten.cloned());
         raised.sort_by(|a, b| a.id.cmp(&b.id));
