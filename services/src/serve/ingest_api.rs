@@ -10,7 +10,9 @@ use dunghan_proto::v1::{
     GetTimelineRequest, ListOpenDossiersRequest, ListOpenDossiersResponse, OpenDossier,
     PublishRequest, PublishResponse, RateDimension, SlaEvent, Timeline, WatchSlaEventsRequest,
 };
-use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 use super::cluster::{forwarded, Peers};
@@ -237,40 +239,30 @@ impl SlaService for NodeApi {
         request: Request<WatchSlaEventsRequest>,
     ) -> Result<Response<Self::WatchSlaEventsStream>, Status> {
         let filter = request.into_inner();
-        let mut events = match &self.backend {
+        let events = match &self.backend {
             Backend::Embedded(node) => node
                 .lock()
                 .map_err(|_| Status::internal("node lock poisoned"))?
                 .watch(),
             Backend::Kafka(node) => node.shared.watchers.subscribe(),
         };
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                let item = match events.recv().await {
-                    Ok(e) => {
-                        let wanted = (filter.agency_id.is_empty()
-                            || e.agency_id == filter.agency_id)
-                            && (filter.department_id.is_empty()
-                                || e.department_id == filter.department_id);
-                        if !wanted {
-                            continue;
-                        }
-                        Ok(e)
-                    }
-                    Err(RecvError::Lagged(n)) => Err(Status::resource_exhausted(format!(
-                        "the watcher fell {n} events behind; reconnect"
-                    ))),
-                    Err(RecvError::Closed) => break,
-                };
-                let last = item.is_err();
-                if tx.send(item).await.is_err() || last {
-                    break;
+        // The broadcast receiver is the stream itself (no task and channel in between: a
+        // 17:00 burst reaches the watcher with one hop less per event).
+        let mut ended = false;
+        let stream = BroadcastStream::new(events)
+            .filter_map(move |item| match item {
+                Ok(e) => {
+                    let wanted = (filter.agency_id.is_empty() || e.agency_id == filter.agency_id)
+                        && (filter.department_id.is_empty()
+                            || e.department_id == filter.department_id);
+                    wanted.then_some(Ok(e))
                 }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::resource_exhausted(
+                    format!("the watcher fell {n} events behind; reconnect"),
+                ))),
+            })
+            // A watcher that fell behind gets the error, then the end of the stream.
+            .take_while(move |item| !std::mem::replace(&mut ended, item.is_err()));
+        Ok(Response::new(Box::pin(stream)))
     }
 }
