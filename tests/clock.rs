@@ -133,10 +133,30 @@ fn a_bad_clock_start_is_one_clear_line_with_status_2() {
 /// replay itself stored some of them (so the kill did land before their write).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_killed_before_its_write_is_stored_once_after_a_restart() {
+    let regenerated = burst_stopped_at_its_first_event("burst-kill", false).await;
+    assert!(
+        regenerated > 0,
+        "the replay stored escalations the kill left unwritten"
+    );
+}
+
+/// The same burst stopped with SIGTERM at its first event: the node writes what it sent
+/// before it exits, so the restart finds every escalation stored already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_stopped_with_sigterm_is_all_written_before_the_exit() {
+    let regenerated = burst_stopped_at_its_first_event("burst-term", true).await;
+    assert_eq!(regenerated, 0, "nothing was left for the replay to store");
+}
+
+/// Runs a burst of 8 000 escalations due at one moment, stops the node at the first event
+/// the watcher receives (SIGTERM or kill -9), restarts it, checks that each dossier has
+/// its escalation exactly once, and returns how many escalations the restart stored itself
+/// (its raised-events counter starts at zero).
+async fn burst_stopped_at_its_first_event(name: &str, sigterm: bool) -> u64 {
     use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
     use dunghan_proto::v1::GetTimelineRequest;
     const N: usize = 8_000;
-    let dir = common::fresh_dir("clock-burst");
+    let dir = common::fresh_dir(name);
     let file = dir.join("receipts.jsonl");
     let lines: Vec<String> = (0..N)
         .map(|i| {
@@ -152,7 +172,7 @@ async fn a_burst_killed_before_its_write_is_stored_once_after_a_restart() {
     first
         .args(["--clock-start", "2026-11-04T09:59:30+07:00", "--ingest"])
         .arg(&file);
-    let node = Node::spawn(first).0;
+    let mut node = Node::spawn(first).0;
     let mut watch = SlaServiceClient::new(node.channel().await)
         .watch_sla_events(WatchSlaEventsRequest::default())
         .await
@@ -163,21 +183,25 @@ async fn a_burst_killed_before_its_write_is_stored_once_after_a_restart() {
         .expect("the burst within 60 s")
         .unwrap()
         .expect("the stream goes on");
-    drop(node); // kill -9 at the first event of the burst
+    if sigterm {
+        let pid = node.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let exit = node.child.wait().unwrap();
+        assert!(exit.success(), "{exit:?}");
+    }
+    drop(node); // kill -9 (after SIGTERM: already gone)
     assert_eq!(e.raised_at, at("2026-11-04T10:00:00+07:00"), "{e:?}");
 
     let mut again = common::serve_command(&data);
     again.args(["--clock-start", "2026-11-04T10:00:10+07:00"]);
     let node = Node::spawn(again).0;
     let body = common::http_get(&node.metrics, "/metrics").unwrap().1;
-    let regenerated = metric(
-        &body,
-        "dunghan_raised_events_total{kind=\"escalation\",level=\"3\"}",
-    );
-    assert!(
-        regenerated > 0.0,
-        "the replay stored escalations the kill left unwritten:\n{body}"
-    );
+    let series = "dunghan_raised_events_total{kind=\"escalation\",level=\"3\"} ";
+    let regenerated = body
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .map_or(0, |v| v.parse().unwrap());
     let mut dossiers = DossierServiceClient::new(node.channel().await);
     for i in 0..N {
         let dossier_id = format!("B-{i:05}");
@@ -200,4 +224,5 @@ async fn a_burst_killed_before_its_write_is_stored_once_after_a_restart() {
     }
     drop(node);
     std::fs::remove_dir_all(&dir).ok();
+    regenerated
 }

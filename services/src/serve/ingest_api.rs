@@ -11,7 +11,7 @@ use dunghan_proto::v1::{
     PublishRequest, PublishResponse, RateDimension, SlaEvent, Timeline, WatchSlaEventsRequest,
 };
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status};
 
@@ -38,6 +38,9 @@ pub(crate) struct NodeApi {
     pub(crate) backend: Backend,
     /// Other instances (Kafka mode), asked when this one does not hold the answer.
     pub(crate) peers: Peers,
+    /// Becomes true at SIGTERM: watch streams end then, so the graceful shutdown (which
+    /// waits for requests in flight) is not held open by a connected watcher.
+    pub(crate) stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Runs blocking work on the Kafka node off the async threads.
@@ -263,6 +266,14 @@ impl SlaService for NodeApi {
             })
             // A watcher that fell behind gets the error, then the end of the stream.
             .take_while(move |item| !std::mem::replace(&mut ended, item.is_err()));
+        let stopping = WatchStream::new(self.stop.clone())
+            .filter(|stop| *stop)
+            .map(|_| None);
+        let stream = stream
+            .map(Some)
+            .merge(stopping)
+            .take_while(Option::is_some)
+            .filter_map(|item| item);
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -223,7 +223,12 @@ pub(crate) async fn serve(services: Services, listen: Listen) -> anyhow::Result<
         ingest_api::Backend::Embedded(node) => Some(node.clone()),
         ingest_api::Backend::Kafka(_) => None,
     };
-    let node = ingest_api::NodeApi { backend, peers };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let node = ingest_api::NodeApi {
+        backend,
+        peers,
+        stop: stop_rx.clone(),
+    };
     let calendar_api = calendar_api::CalendarApi {
         calendars: calendars.clone(),
         node: embedded,
@@ -269,7 +274,6 @@ pub(crate) async fn serve(services: Services, listen: Listen) -> anyhow::Result<
         metrics_listener.local_addr()?
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stopping: no new connections, finishing requests in flight");
