@@ -159,11 +159,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         ticking.abort();
         let _ = ticking.await;
         // What the ticker sent out unwritten is written before the process ends.
-        let written = node::run_on(&node, |n| {
-            while n.write_deferred()? > 0 {}
-            Ok(())
-        })
-        .await;
+        let written = node::run_on(&node, |n| n.write_all_deferred()).await;
         result.and(written.map_err(|e| anyhow::anyhow!("writing raised events at stop: {e}")))
     })
 }

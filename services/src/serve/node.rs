@@ -396,9 +396,14 @@ impl Node {
         Ok(self.store.deferred())
     }
 
-    /// Fires everything due by the clock and writes it (before serving, and at a stop).
+    /// Fires everything due by the clock and writes it (before serving).
     pub(crate) fn catch_up(&mut self) -> anyhow::Result<()> {
         while self.tick(crate::clock::now_ms())?.1 {}
+        self.write_all_deferred()
+    }
+
+    /// Writes every raised event sent and not written yet (after a catch-up, at a stop).
+    pub(crate) fn write_all_deferred(&mut self) -> anyhow::Result<()> {
         while self.write_deferred()? > 0 {}
         Ok(())
     }

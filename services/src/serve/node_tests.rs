@@ -41,6 +41,13 @@ fn dossiers(n: usize) -> Vec<DossierEvent> {
         .collect()
 }
 
+/// Publishes the `n` dossiers in batches of 1 000 (the largest a Publish takes).
+fn publish(node: &mut Node, n: usize) {
+    for batch in dossiers(n).chunks(1000) {
+        node.publish(batch).unwrap();
+    }
+}
+
 /// Every raised id of the dossiers, as the timeline query shows them.
 fn raised_ids(node: &Node, n: usize) -> Vec<String> {
     (0..n)
@@ -66,10 +73,7 @@ fn a_burst_goes_out_before_its_write_and_a_crash_in_between_loses_and_repeats_no
     const N: usize = 5_000; // more than one slice
     let data = dir("burst");
     let mut node = open(&data);
-    node.publish(&dossiers(N)[..1000]).unwrap();
-    for batch in dossiers(N)[1000..].chunks(1000) {
-        node.publish(batch).unwrap();
-    }
+    publish(&mut node, N);
     let mut watch = node.watch();
     let sent = fire(&mut node);
     assert!(sent >= 3 * N, "warnings, escalations, apologies: {sent}");
@@ -104,9 +108,7 @@ fn what_went_out_is_written_a_chunk_at_a_time_and_survives_a_restart() {
     const N: usize = 6_000;
     let data = dir("written");
     let mut node = open(&data);
-    for batch in dossiers(N).chunks(1000) {
-        node.publish(batch).unwrap();
-    }
+    publish(&mut node, N);
     let sent = fire(&mut node);
     let before = raised_ids(&node, N);
     let mut chunks = 0;
