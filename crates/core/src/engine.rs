@@ -98,7 +98,9 @@ pub struct Engine {
     ended_order: VecDeque<(i64, Arc<str>)>,
     /// Forgotten ended dossiers not yet taken, when tracked.
     forgotten: Option<Vec<Arc<str>>>,
-    timers: TimerIndex,
+    pub(crate) timers: TimerIndex,
+    /// A moment fired ahead of time, with how to undo it ([`Engine::prepare_some`]).
+    pub(crate) prepared: crate::prepare::Prepared,
     /// The engine's clock: the latest of the event times seen and the times advanced to.
     clock: i64,
     /// The present (wall clock, or a replay's `--now`): events more than
@@ -131,6 +133,7 @@ impl Engine {
             ended_order: VecDeque::new(),
             forgotten: None,
             timers: TimerIndex::new(),
+            prepared: Default::default(),
             clock: NEVER,
             present: NEVER,
             stats: Stats::default(),
@@ -182,6 +185,7 @@ impl Engine {
         cause: &str,
         out: &mut Vec<Raised>,
     ) {
+        self.withdraw_all();
         let old = std::mem::take(&mut self.calendars);
         self.calendars = vec![calendars.province().clone()];
         self.calendar_set = calendars;
@@ -303,6 +307,7 @@ impl Engine {
         }
         let hash = hash_id(&event.event_id);
         let slot = self.by_id.get(&event.dossier_id, &self.slots);
+        self.touch(slot);
         let result = match (slot, &event.payload) {
             (Some(slot), _) if self.dossier(slot).seen.contains(&hash) => {
                 self.stats.duplicates += 1;
@@ -454,6 +459,7 @@ impl Engine {
     /// event history uses it to reproduce the stream-time advances the dossier saw live.
     pub fn advance_dossier(&mut self, dossier_id: &str, upto: i64, out: &mut Vec<Raised>) {
         if let Some(slot) = self.by_id.get(dossier_id, &self.slots) {
+            self.touch(Some(slot));
             self.fire_dossier(slot, upto, out);
         }
     }
@@ -595,7 +601,7 @@ impl Engine {
     }
 
     /// Fires this dossier's rules whose moment is at or before `upto`, in time order.
-    fn fire_dossier(&mut self, slot: u32, upto: i64, out: &mut Vec<Raised>) {
+    pub(crate) fn fire_dossier(&mut self, slot: u32, upto: i64, out: &mut Vec<Raised>) {
         while let Some((at, rule)) = self.dossier(slot).next_rule() {
             if at > upto {
                 break;

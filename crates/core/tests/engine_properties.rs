@@ -194,6 +194,36 @@ fn run_sliced(events: &[Event], slice: usize) -> Vec<Raised> {
     out
 }
 
+/// As a live node runs: before each event the clock advances to the second before it.
+/// Where `ahead` says so, the next pending moment is then fired ahead of time (prepared,
+/// two dossiers per call) and what it raised held back until the clock reaches it, minus
+/// the dossiers withdrawn by events that came first. Returns the output and the counts.
+fn run_live(events: &[Event], ahead: &[bool]) -> (Vec<Raised>, dunghan_core::Stats) {
+    let mut engine = engine();
+    let (mut out, mut held) = (Vec::new(), Vec::new());
+    let advance = |engine: &mut Engine, now: i64, out: &mut Vec<Raised>, held: &mut Vec<Raised>| {
+        if engine.release(now) {
+            out.append(held);
+        }
+        engine.advance_to(now, out);
+    };
+    for (i, e) in events.iter().enumerate() {
+        advance(&mut engine, e.occurred_at - 1, &mut out, &mut held);
+        if ahead.get(i).copied().unwrap_or(false) {
+            if let Some(at) = engine.next_timer() {
+                while engine.prepare_some(at, 2, &mut held) {}
+            }
+        }
+        engine.apply(e, &mut out);
+        let gone = engine.take_withdrawn();
+        held.retain(|r| !gone.contains(&r.dossier_id));
+    }
+    let end = events.iter().map(|e| e.occurred_at).max().unwrap_or(0) + 30 * 86_400;
+    advance(&mut engine, end, &mut out, &mut held);
+    assert!(held.is_empty(), "everything held went out");
+    (out, engine.stats())
+}
+
 fn by_dossier(raised: &[Raised]) -> BTreeMap<String, Vec<Raised>> {
     let mut map: BTreeMap<String, Vec<Raised>> = BTreeMap::new();
     for r in raised {
@@ -239,6 +269,19 @@ proptest! {
     }
 
     #[test]
+    fn firing_moments_ahead_of_time_changes_nothing(
+        specs in proptest::collection::vec(dossier(), 1..12),
+        picks in proptest::collection::vec(0usize..100, 0..200),
+        ahead in proptest::collection::vec(proptest::bool::ANY, 0..200),
+    ) {
+        let input = interleave(&events(&specs), &picks);
+        let (out, stats) = run_live(&input, &ahead);
+        let (reference, reference_stats) = run_live(&input, &[]);
+        prop_assert_eq!(by_dossier(&out), by_dossier(&reference));
+        prop_assert_eq!(stats, reference_stats);
+    }
+
+    #[test]
     fn ids_are_unique_and_each_dossier_has_one_deadline(
         specs in proptest::collection::vec(dossier(), 1..12),
         picks in proptest::collection::vec(0usize..100, 0..200),
@@ -258,6 +301,50 @@ proptest! {
             prop_assert!(raised.iter().all(|r| r.raised_at >= raised[0].raised_at));
         }
     }
+}
+
+/// A dossier prepared for its first moment, then a result before that moment: the firing
+/// is undone (withdrawn) and the result is on time, as without the preparation.
+#[test]
+fn an_event_before_a_prepared_moment_undoes_the_firing() {
+    let spec = (0, 0, vec![(3_600, Op::Step("xu-ly", "phong-a"))]);
+    let mut input = events(&[spec]).remove(0);
+    let mut engine = engine();
+    let mut out = Vec::new();
+    for e in &input {
+        engine.apply(e, &mut out);
+    }
+    let at = engine.next_timer().expect("a pending moment");
+    let mut held = Vec::new();
+    assert!(!engine.prepare_some(at, 10, &mut held));
+    assert!(!held.is_empty(), "the moment raised something");
+    assert_eq!(engine.prepared_at(), Some(at));
+    assert_eq!(engine.prepared_dossiers(), 1);
+    assert!(
+        engine.next_timer().is_none_or(|t| t > at),
+        "its next timer is later"
+    );
+    assert!(!engine.release(at - 1), "not before the moment");
+    let ready = Event {
+        event_id: "D0-ready".into(),
+        dossier_id: "D0".into(),
+        occurred_at: at - 1,
+        payload: Payload::ResultReady,
+    };
+    engine.apply(&ready, &mut out);
+    let withdrawn: Vec<String> = engine
+        .take_withdrawn()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(withdrawn, ["D0"]);
+    assert_eq!(engine.prepared_dossiers(), 0);
+    input.push(ready);
+    let (reference, reference_stats) = run_live(&input, &[]);
+    assert_eq!(by_dossier(&out), by_dossier(&reference));
+    assert_eq!(engine.stats(), reference_stats);
+    assert!(engine.release(at), "the moment ends the preparation");
+    assert_eq!(engine.prepared_at(), None);
 }
 
 #[test]
