@@ -13,7 +13,7 @@ pub mod event;
 mod index;
 mod lifecycle;
 mod names;
-mod prepare;
+pub mod prepare;
 pub mod procedure;
 pub mod raised;
 pub mod stats;

@@ -20,11 +20,19 @@ use crate::stats::AgencyStats;
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     at: Option<i64>,
+    /// The slots still to prepare, the next last.
+    queue: Vec<u32>,
     /// By slot: the dossier before its firing, and what the firing added to its agency's
     /// counts ([`counts`]).
     undo: HashMap<u32, (Dossier, [u64; 5])>,
     /// Dossiers undone since [`Engine::take_withdrawn`] last ran.
     withdrawn: Vec<Arc<str>>,
+}
+
+/// What a released preparation kept for undoing (see [`Engine::release`]).
+#[derive(Debug)]
+pub struct Released {
+    _kept: Prepared,
 }
 
 /// The agency counts a firing changes: apologies required and overdue, escalations 1–3.
@@ -34,22 +42,34 @@ fn counts(s: &AgencyStats) -> [u64; 5] {
 }
 
 impl Engine {
-    /// Fires ahead of time the timers of at most `dossiers` dossiers due exactly at `at`
-    /// (the earliest pending moment), appending what they raise to `out`, without moving
-    /// the engine's clock; returns whether more dossiers are due exactly at `at` (call
-    /// again). Nothing is prepared while another moment is. Until [`Engine::release`],
-    /// an event for a prepared dossier undoes its firing first and reports it by
+    /// Fires ahead of time the timers of at most `dossiers` dossiers pending exactly at
+    /// `at` (a moment after the engine's clock; others may be pending before it and fire as
+    /// usual), appending what they raise to `out`, without moving the clock; returns
+    /// whether more are left to prepare (call again). The dossiers are those pending at
+    /// `at` on the first call, in slot order, as firing at the moment would take them.
+    /// Nothing is prepared while another moment is. Until [`Engine::release`], an event
+    /// for a prepared dossier undoes its firing first and reports it by
     /// [`Engine::take_withdrawn`]: what it raised here must then be dropped, and its timer
     /// fires again at its moment like any other.
     pub fn prepare_some(&mut self, at: i64, dossiers: usize, out: &mut Vec<Raised>) -> bool {
-        if self.prepared.at.is_some_and(|p| p != at) {
-            return false;
+        match self.prepared.at {
+            Some(p) if p != at => return false,
+            Some(_) => {}
+            None => {
+                self.prepared.at = Some(at);
+                self.prepared.queue = self.timers.slots_at(at);
+                self.prepared.queue.reverse();
+            }
         }
-        for _ in 0..dossiers {
-            let Some((_, slot)) = self.timers.peek().filter(|(t, _)| *t == at) else {
+        let mut fired = 0;
+        while fired < dossiers {
+            let Some(slot) = self.prepared.queue.pop() else {
                 return false;
             };
-            self.prepared.at = Some(at);
+            // Moved by an event since the first call: it fires at its own moment.
+            if self.timers.get(slot) != Some(at) {
+                continue;
+            }
             self.timers.cancel(slot);
             let before = self.dossier(slot).clone();
             let agency = before.agency;
@@ -58,8 +78,15 @@ impl Engine {
             let now = counts(self.agency_stats(agency));
             let added = std::array::from_fn(|i| now[i] - was[i]);
             self.prepared.undo.insert(slot, (before, added));
+            fired += 1;
         }
-        self.timers.peek().is_some_and(|(t, _)| t == at)
+        !self.prepared.queue.is_empty()
+    }
+
+    /// The earliest moment in `(after, upto]` at which at least `min` dossiers have a timer
+    /// pending, with how many (a pass over the timers: for choosing what to prepare).
+    pub fn crowded_moment(&self, after: i64, upto: i64, min: usize) -> Option<(i64, usize)> {
+        self.timers.crowded(after, upto, min)
     }
 
     /// The moment being prepared, if any.
@@ -73,14 +100,17 @@ impl Engine {
     }
 
     /// Ends the preparation once `now` has reached its moment: the prepared firings stand
-    /// (what they raised is due out now). Returns whether it ended.
-    pub fn release(&mut self, now: i64) -> bool {
+    /// (what they raised is due out now). Returns the states kept for undoing them, or
+    /// `None` before the moment: dropping it frees them (100 000 dossiers take a few ms),
+    /// so a service sends what the moment raised first.
+    pub fn release(&mut self, now: i64) -> Option<Released> {
         if self.prepared.at.is_none_or(|at| at > now) {
-            return false;
+            return None;
         }
-        self.prepared.at = None;
-        self.prepared.undo = HashMap::default();
-        true
+        let withdrawn = std::mem::take(&mut self.prepared.withdrawn);
+        let done = std::mem::take(&mut self.prepared);
+        self.prepared.withdrawn = withdrawn;
+        Some(Released { _kept: done })
     }
 
     /// The dossiers whose prepared firing was undone since the last call.

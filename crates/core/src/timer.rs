@@ -113,6 +113,34 @@ impl TimerIndex {
         Some((time, slot))
     }
 
+    /// The slots pending exactly at `time`, by slot (a pass over the index).
+    pub fn slots_at(&self, time: i64) -> Vec<u32> {
+        let mut slots: Vec<u32> = self
+            .heap
+            .iter()
+            .map(|&e| unpack(e))
+            .filter(|&(t, _)| t == time)
+            .map(|(_, slot)| slot)
+            .collect();
+        slots.sort_unstable();
+        slots
+    }
+
+    /// The earliest moment in `(after, upto]` with at least `min` slots pending at it, and
+    /// how many (a pass over the index; the window is at most a day).
+    pub fn crowded(&self, after: i64, upto: i64, min: usize) -> Option<(i64, usize)> {
+        let width = (upto - after).clamp(0, 86_400) as usize;
+        let mut counts = vec![0usize; width];
+        for &e in &self.heap {
+            let (t, _) = unpack(e);
+            if t > after && t <= after + width as i64 {
+                counts[(t - after - 1) as usize] += 1;
+            }
+        }
+        let i = counts.iter().position(|&n| n >= min.max(1))?;
+        Some((after + 1 + i as i64, counts[i]))
+    }
+
     /// Approximate heap bytes used.
     pub fn bytes(&self) -> usize {
         self.heap.capacity() * 8 + self.pos.capacity() * 4
@@ -203,6 +231,25 @@ mod tests {
         }
         assert_eq!(n, 100_000);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn finds_the_crowded_moment_and_its_slots() {
+        let mut t = TimerIndex::new();
+        for slot in 0..50u32 {
+            t.set(slot, Some(100 + (slot % 5) as i64)); // 10 slots each at 100..=104
+        }
+        for slot in 50..80u32 {
+            t.set(slot, Some(103)); // 40 at 103
+        }
+        assert_eq!(t.crowded(99, 110, 20), Some((103, 40)));
+        assert_eq!(t.crowded(99, 110, 5), Some((100, 10)));
+        assert_eq!(t.crowded(100, 102, 5), Some((101, 10)), "after is excluded");
+        assert_eq!(t.crowded(103, 110, 20), None, "upto the window only");
+        let at_103 = t.slots_at(103);
+        assert_eq!(at_103.len(), 40);
+        assert!(at_103.windows(2).all(|w| w[0] < w[1]), "by slot");
+        assert!(at_103.iter().all(|&s| t.get(s) == Some(103)));
     }
 
     proptest! {

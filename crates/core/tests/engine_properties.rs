@@ -195,24 +195,32 @@ fn run_sliced(events: &[Event], slice: usize) -> Vec<Raised> {
 }
 
 /// As a live node runs: before each event the clock advances to the second before it.
-/// Where `ahead` says so, the next pending moment is then fired ahead of time (prepared,
-/// two dossiers per call) and what it raised held back until the clock reaches it, minus
+/// Where `ahead` says so, the next pending moment or the one after it is then fired ahead
+/// of time (prepared, a dossier per event) and what it raised held back until the clock reaches it, minus
 /// the dossiers withdrawn by events that came first. Returns the output and the counts.
-fn run_live(events: &[Event], ahead: &[bool]) -> (Vec<Raised>, dunghan_core::Stats) {
+fn run_live(events: &[Event], ahead: &[u8]) -> (Vec<Raised>, dunghan_core::Stats) {
     let mut engine = engine();
     let (mut out, mut held) = (Vec::new(), Vec::new());
     let advance = |engine: &mut Engine, now: i64, out: &mut Vec<Raised>, held: &mut Vec<Raised>| {
-        if engine.release(now) {
+        if engine.release(now).is_some() {
             out.append(held);
         }
         engine.advance_to(now, out);
     };
     for (i, e) in events.iter().enumerate() {
         advance(&mut engine, e.occurred_at - 1, &mut out, &mut held);
-        if ahead.get(i).copied().unwrap_or(false) {
-            if let Some(at) = engine.next_timer() {
-                while engine.prepare_some(at, 2, &mut held) {}
-            }
+        // 1: the next pending moment; 2: the one after it (others fire before it).
+        let moment = match ahead.get(i) {
+            Some(1) => engine.next_timer(),
+            Some(2) => engine
+                .next_timer()
+                .and_then(|t| engine.crowded_moment(t, t + 86_400, 1))
+                .map(|(t, _)| t),
+            _ => None,
+        };
+        // A moment is prepared a dossier per event, events in between.
+        if let Some(at) = engine.prepared_at().or(moment) {
+            engine.prepare_some(at, 1, &mut held);
         }
         engine.apply(e, &mut out);
         let gone = engine.take_withdrawn();
@@ -272,7 +280,7 @@ proptest! {
     fn firing_moments_ahead_of_time_changes_nothing(
         specs in proptest::collection::vec(dossier(), 1..12),
         picks in proptest::collection::vec(0usize..100, 0..200),
-        ahead in proptest::collection::vec(proptest::bool::ANY, 0..200),
+        ahead in proptest::collection::vec(0u8..3, 0..200),
     ) {
         let input = interleave(&events(&specs), &picks);
         let (out, stats) = run_live(&input, &ahead);
@@ -324,7 +332,7 @@ fn an_event_before_a_prepared_moment_undoes_the_firing() {
         engine.next_timer().is_none_or(|t| t > at),
         "its next timer is later"
     );
-    assert!(!engine.release(at - 1), "not before the moment");
+    assert!(engine.release(at - 1).is_none(), "not before the moment");
     let ready = Event {
         event_id: "D0-ready".into(),
         dossier_id: "D0".into(),
@@ -343,7 +351,10 @@ fn an_event_before_a_prepared_moment_undoes_the_firing() {
     let (reference, reference_stats) = run_live(&input, &[]);
     assert_eq!(by_dossier(&out), by_dossier(&reference));
     assert_eq!(engine.stats(), reference_stats);
-    assert!(engine.release(at), "the moment ends the preparation");
+    assert!(
+        engine.release(at).is_some(),
+        "the moment ends the preparation"
+    );
     assert_eq!(engine.prepared_at(), None);
 }
 

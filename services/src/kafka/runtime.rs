@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) metrics: Metrics,
     pub(crate) kafka_metrics: KafkaMetrics,
-    pub(crate) watchers: tokio::sync::broadcast::Sender<SlaEvent>,
+    pub(crate) watchers: tokio::sync::broadcast::Sender<crate::serve::node::Slice>,
     pub(crate) factory: EngineFactory,
     pub(crate) cfg: KafkaSection,
     producer: Producer,
@@ -415,11 +415,9 @@ fn write_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> an
         send(shared, record)?;
     }
     shared.metrics.observe(raised);
-    if shared.watchers.receiver_count() > 0 {
-        for e in raised {
-            // A subscriber that left meanwhile is not an error.
-            let _ = shared.watchers.send(e.clone());
-        }
+    if !raised.is_empty() && shared.watchers.receiver_count() > 0 {
+        // A subscriber that left meanwhile is not an error.
+        let _ = shared.watchers.send(Arc::new(raised.to_vec()));
     }
     Ok(())
 }

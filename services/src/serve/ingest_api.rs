@@ -249,23 +249,30 @@ impl SlaService for NodeApi {
                 .watch(),
             Backend::Kafka(node) => node.shared.watchers.subscribe(),
         };
-        // The broadcast receiver is the stream itself (no task and channel in between: a
-        // 17:00 burst reaches the watcher with one hop less per event).
+        // The broadcast receiver is the stream itself (no task and channel in between).
         let mut ended = false;
-        let stream = BroadcastStream::new(events)
-            .filter_map(move |item| match item {
-                Ok(e) => {
-                    let wanted = (filter.agency_id.is_empty() || e.agency_id == filter.agency_id)
-                        && (filter.department_id.is_empty()
-                            || e.department_id == filter.department_id);
-                    wanted.then_some(Ok(e))
-                }
-                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::resource_exhausted(
-                    format!("the watcher fell {n} events behind; reconnect"),
-                ))),
-            })
-            // A watcher that fell behind gets the error, then the end of the stream.
-            .take_while(move |item| !std::mem::replace(&mut ended, item.is_err()));
+        // Each item is a slice of raised events; the watcher gets them one by one.
+        let slices = BroadcastStream::new(events);
+        let stream = futures_util::StreamExt::flat_map(slices, move |item| {
+            let events: Vec<Result<SlaEvent, Status>> = match item {
+                Ok(slice) => slice
+                    .iter()
+                    .filter(|e| {
+                        (filter.agency_id.is_empty() || e.agency_id == filter.agency_id)
+                            && (filter.department_id.is_empty()
+                                || e.department_id == filter.department_id)
+                    })
+                    .cloned()
+                    .map(Ok)
+                    .collect(),
+                Err(BroadcastStreamRecvError::Lagged(n)) => vec![Err(Status::resource_exhausted(
+                    format!("the watcher fell {n} batches of raised events behind; reconnect"),
+                ))],
+            };
+            tokio_stream::iter(events)
+        })
+        // A watcher that fell behind gets the error, then the end of the stream.
+        .take_while(move |item| !std::mem::replace(&mut ended, item.is_err()));
         let stopping = WatchStream::new(self.stop.clone())
             .filter(|stop| *stop)
             .map(|_| None);

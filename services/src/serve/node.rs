@@ -50,14 +50,23 @@ impl OpenFilter<'_> {
     }
 }
 
+/// Raised events that go out together (a publish's, a slice of fired timers): what
+/// `WatchSlaEvents` subscribers receive, shared with the store's deferred writes.
+pub(crate) type Slice = Arc<Vec<SlaEvent>>;
+
 /// Engine plus store.
 #[derive(Debug)]
 pub(crate) struct Node {
     engine: Engine,
     store: Store,
     metrics: Metrics,
-    /// Newly stored raised events, for `WatchSlaEvents` subscribers.
-    watchers: tokio::sync::broadcast::Sender<SlaEvent>,
+    /// Newly raised events, for `WatchSlaEvents` subscribers.
+    watchers: tokio::sync::broadcast::Sender<Slice>,
+    /// What the moment being prepared raised ([`Node::prepare`]), converted, held until
+    /// the moment comes; minus `withdrawn`.
+    prepared: Vec<Vec<SlaEvent>>,
+    /// Dossiers whose prepared firing an event undid before the moment.
+    withdrawn: std::collections::HashSet<Arc<str>>,
     /// The calendar file the node was started with, plus the closures added since.
     spec: CalendarSpec,
     calendars: SharedCalendars,
@@ -65,14 +74,14 @@ pub(crate) struct Node {
     changes: u64,
 }
 
-/// How many raised events a slow watcher may fall behind before it is dropped (the ticker
-/// waits a little for watchers before firing a slice that would overrun it).
-pub(crate) const WATCH_BUFFER: usize = 65_536;
+/// How many slices a slow watcher may fall behind before it is dropped (the ticker waits a
+/// little for watchers before firing a slice that would overrun it).
+pub(crate) const WATCH_BUFFER: usize = 16_384;
 
 /// Dossiers whose due timers one [`Node::tick`] fires: a burst (100 000 deadlines at
 /// 17:00) is sent to watchers slice by slice, so the first raised events go out while the
 /// rest are fired, and requests get the lock between slices.
-const FIRE_SLICE: usize = 4_096;
+pub(crate) const FIRE_SLICE: usize = 4_096;
 
 /// Log entries a restart replays at a time (the log is never all in memory).
 const REPLAY_CHUNK: usize = 65_536;
@@ -138,6 +147,8 @@ impl Node {
             store,
             metrics,
             watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
+            prepared: Vec::new(),
+            withdrawn: Default::default(),
             spec,
             calendars,
             changes: 0,
@@ -177,16 +188,32 @@ impl Node {
     fn store_raised(&mut self, raised: Vec<Raised>) -> anyhow::Result<usize> {
         let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
         let fresh = self.store.append(&[], wire)?;
-        self.observe(&fresh);
-        Ok(fresh.len())
+        let n = fresh.len();
+        self.observe(&Arc::new(fresh));
+        Ok(n)
     }
 
-    /// A receiver of the raised events stored from now on.
-    pub(crate) fn watch(&self) -> tokio::sync::broadcast::Receiver<SlaEvent> {
+    /// A receiver of the raised events from now on.
+    pub(crate) fn watch(&self) -> tokio::sync::broadcast::Receiver<Slice> {
         self.watchers.subscribe()
     }
 
-    fn observe(&self, fresh: &[SlaEvent]) {
+    /// Sends newly raised events to the watchers, then counts them in the metrics.
+    fn observe(&self, fresh: &Slice) {
+        self.send(fresh);
+        self.count(fresh);
+    }
+
+    /// Sends newly raised events to the watchers.
+    fn send(&self, fresh: &Slice) {
+        if !fresh.is_empty() && self.watchers.receiver_count() > 0 {
+            // A subscriber that left meanwhile is not an error.
+            let _ = self.watchers.send(fresh.clone());
+        }
+    }
+
+    /// Counts newly raised events in the metrics.
+    fn count(&self, fresh: &[SlaEvent]) {
         self.metrics.observe(fresh);
         for r in fresh
             .iter()
@@ -194,12 +221,6 @@ impl Node {
         {
             if let Some(ratio) = self.time_ratio(r) {
                 self.metrics.time_ratio.observe(ratio);
-            }
-        }
-        if self.watchers.receiver_count() > 0 {
-            for r in fresh {
-                // A subscriber that left meanwhile is not an error.
-                let _ = self.watchers.send(r.clone());
             }
         }
         self.metrics.open.set(self.engine.open_dossiers() as i64);
@@ -273,10 +294,18 @@ impl Node {
             Logged::Schedule(text) => self.schedule(now, text, &mut raised)?,
             Logged::Event(_) => anyhow::bail!("not a calendar change"),
         }
+        self.note_withdrawn();
         let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
-        let fresh = self.store.append_change(now, &change, wire)?;
+        let fresh = Arc::new(self.store.append_change(now, &change, wire)?);
         self.observe(&fresh);
-        Ok(fresh)
+        Ok(Arc::unwrap_or_clone(fresh))
+    }
+
+    /// Takes the dossiers an event or a change withdrew from the moment being prepared.
+    fn note_withdrawn(&mut self) {
+        if self.engine.prepared_at().is_some() {
+            self.withdrawn.extend(self.engine.take_withdrawn());
+        }
     }
 
     /// Applies and stores a batch; one result per event.
@@ -318,8 +347,9 @@ impl Node {
                 raised: wire,
             });
         }
+        self.note_withdrawn();
         let fresh = self.store.append(&stored, all_raised)?;
-        self.observe(&fresh);
+        self.observe(&Arc::new(fresh));
         Ok(results)
     }
 
@@ -343,47 +373,103 @@ impl Node {
         (due > received).then(|| (done - received) as f64 / (due - received) as f64)
     }
 
-    /// Advances the engine to `now_ms` (Unix ms), firing the due timers of at most
+    /// Advances the engine to `now_ms` (Unix ms): first sends what the prepared moment
+    /// raised once it has come ([`Node::prepare`]), then fires the due timers of at most
     /// [`FIRE_SLICE`] dossiers; returns how many raised events were new and whether more
-    /// are due (call again). New ones (later than anything stored, [`Store::is_new`]) go to
-    /// the watchers and metrics at once and are written afterwards by
-    /// [`Node::write_deferred`], so a 17:00 burst goes out at the speed of the engine, not of
-    /// the disk; others (a restart's catch-up, a clock set back) are looked up and stored
-    /// first. Each one's lag (sent at minus its rule's moment) goes to the fire-lag histogram.
+    /// are due (call again).
     pub(crate) fn tick(&mut self, now_ms: i64) -> anyhow::Result<(usize, bool)> {
         let now = now_ms.div_euclid(1000);
+        let mut n = 0;
+        if let Some(released) = self.engine.release(now) {
+            let withdrawn = std::mem::take(&mut self.withdrawn);
+            let mut slices = std::mem::take(&mut self.prepared);
+            if !withdrawn.is_empty() {
+                for slice in &mut slices {
+                    slice.retain(|r| !withdrawn.contains(r.dossier_id.as_str()));
+                }
+            }
+            n += self.send_fired(slices)?;
+            drop(released); // after the sending: freeing it takes a few ms
+        }
         let lag = self.engine.next_timer().map_or(0, |t| (now - t).max(0));
         self.metrics.timer_lag.set(lag as f64);
         let mut raised = Vec::new();
         let more = self.engine.advance_some(now, FIRE_SLICE, &mut raised);
-        if raised.is_empty() {
-            return Ok((0, more));
+        if !raised.is_empty() {
+            n += self.send_fired(vec![raised.iter().map(to_sla_event).collect()])?;
         }
-        let wire: Vec<SlaEvent> = raised.iter().map(to_sla_event).collect();
-        // Usually all of a slice is new: kept as it is, not copied into a second vector.
-        let (new, known): (Vec<SlaEvent>, Vec<SlaEvent>) =
-            if wire.iter().all(|r| self.store.is_new(r)) {
-                (wire, Vec::new())
-            } else {
-                wire.into_iter().partition(|r| self.store.is_new(r))
-            };
-        let fresh = if known.is_empty() {
-            Vec::new()
-        } else {
-            self.store.append(&[], known)?
-        };
-        let sent_at = crate::clock::now_ms() as f64 / 1000.0;
-        for r in new.iter().chain(&fresh) {
-            if let Some(t) = &r.raised_at {
-                let moment = t.seconds as f64 + f64::from(t.nanos) / 1e9;
-                self.metrics.fire_lag.observe((sent_at - moment).max(0.0));
-            }
-        }
-        self.observe(&fresh);
-        self.observe(&new);
-        let n = fresh.len() + new.len();
-        self.store.defer(new);
         Ok((n, more))
+    }
+
+    /// Fires ahead of time the timers of at most [`FIRE_SLICE`] dossiers due at `at` (Unix
+    /// s, the next pending moment, in the future) and holds what they raise, converted,
+    /// until [`Node::tick`] reaches the moment: a 17:00 burst is computed in the seconds
+    /// before and only sent at 17:00. Returns whether more are due at `at`. An event for a
+    /// prepared dossier before the moment undoes its firing (the engine says which); a
+    /// crash before the moment loses nothing, since nothing of it was stored or sent.
+    pub(crate) fn prepare(&mut self, at: i64) -> bool {
+        let mut raised = Vec::new();
+        let more = self.engine.prepare_some(at, FIRE_SLICE, &mut raised);
+        if !raised.is_empty() {
+            self.prepared
+                .push(raised.iter().map(to_sla_event).collect());
+        }
+        more
+    }
+
+    /// The earliest moment in `(after, upto]` at which at least `min` dossiers fall due.
+    pub(crate) fn crowded_moment(&self, after: i64, upto: i64, min: usize) -> Option<i64> {
+        self.engine
+            .crowded_moment(after, upto, min)
+            .map(|(at, _)| at)
+    }
+
+    /// The moment being prepared (Unix s), if any.
+    pub(crate) fn prepared_at(&self) -> Option<i64> {
+        self.engine.prepared_at()
+    }
+
+    /// Sends raised events fired now, in slices. New ones (later than anything stored,
+    /// [`Store::is_new`]) go to the watchers at once, are counted and are written
+    /// afterwards by [`Node::write_deferred`], so a burst goes out at the speed of the
+    /// engine, not of the disk; others (a restart's catch-up, a clock set back) are looked
+    /// up and stored first. All slices go out before any is counted in the metrics. Each
+    /// one's lag (sent at minus its rule's moment) goes to the fire-lag histogram. Returns
+    /// how many were new.
+    fn send_fired(&mut self, slices: Vec<Vec<SlaEvent>>) -> anyhow::Result<usize> {
+        let mut sent = Vec::with_capacity(slices.len());
+        for wire in slices {
+            // Usually all of a slice is new: kept as it is, not copied into a second vector.
+            let (new, known): (Vec<SlaEvent>, Vec<SlaEvent>) =
+                if wire.iter().all(|r| self.store.is_new(r)) {
+                    (wire, Vec::new())
+                } else {
+                    wire.into_iter().partition(|r| self.store.is_new(r))
+                };
+            let fresh = if known.is_empty() {
+                Vec::new()
+            } else {
+                self.store.append(&[], known)?
+            };
+            let (new, fresh) = (Arc::new(new), Arc::new(fresh));
+            self.send(&fresh);
+            self.send(&new);
+            sent.push((crate::clock::now_ms() as f64 / 1000.0, fresh, new));
+        }
+        let mut n = 0;
+        for (sent_at, fresh, new) in sent {
+            for r in fresh.iter().chain(new.iter()) {
+                if let Some(t) = &r.raised_at {
+                    let moment = t.seconds as f64 + f64::from(t.nanos) / 1e9;
+                    self.metrics.fire_lag.observe((sent_at - moment).max(0.0));
+                }
+            }
+            self.count(&fresh);
+            self.count(&new);
+            n += fresh.len() + new.len();
+            self.store.defer(new);
+        }
+        Ok(n)
     }
 
     /// Writes a chunk of the raised events sent by [`Node::tick`] and not written yet;
@@ -391,7 +477,7 @@ impl Node {
     pub(crate) fn write_deferred(&mut self) -> anyhow::Result<usize> {
         if self.store.deferred() > 0 {
             let fresh = self.store.write_deferred()?;
-            self.observe(&fresh);
+            self.observe(&Arc::new(fresh));
         }
         Ok(self.store.deferred())
     }
@@ -408,7 +494,7 @@ impl Node {
         Ok(())
     }
 
-    /// Raised events sent to watchers that the slowest of them has not taken yet.
+    /// Slices sent to watchers that the slowest of them has not taken yet.
     pub(crate) fn watch_backlog(&self) -> usize {
         self.watchers.len()
     }

@@ -18,6 +18,8 @@ use dunghan_proto::v1::{DossierEvent, SlaEvent};
 use prost::Message;
 use redb::{Database, ReadableTable, TableDefinition};
 
+use super::node::Slice;
+
 /// seq → arrival Unix seconds (8 bytes, big-endian), a kind byte, then the entry: a
 /// `DossierEvent` in protobuf (kind 0) or a calendar closure in JSON (kind 1). One ordered
 /// log, so a restart replays events and calendar changes in the order they happened.
@@ -80,7 +82,7 @@ pub(crate) struct Store {
     /// see [`Store::defer`]), as the slices they were fired in (kept as they came: a burst
     /// of 200 000 is not copied into one growing vector); one slice per write, never
     /// returned as fresh.
-    deferred: std::collections::VecDeque<Vec<SlaEvent>>,
+    deferred: std::collections::VecDeque<Slice>,
     /// [`LATEST_RAISED`] as this process opened the store: what a raised event must be
     /// later than to be new without a look-up.
     latest_at_open: i64,
@@ -288,7 +290,7 @@ impl Store {
                             .map_err(boxed)?;
                     }
                 }
-                let new = self.deferred.front().map_or(&[][..], Vec::as_slice);
+                let new = self.deferred.front().map_or(&[][..], |s| s.as_slice());
                 fresh = store_new(&write, &self.pending_raised, new, self.latest_raised)?;
             }
             write.commit().map_err(boxed)?;
@@ -351,7 +353,7 @@ impl Store {
     /// Queues new raised events (see [`Store::is_new`]) that were sent out before being
     /// written. They are deterministic: after a crash before their write, the restart's
     /// replay raises them again and stores them (it sends nothing to watchers).
-    pub(crate) fn defer(&mut self, raised: Vec<SlaEvent>) {
+    pub(crate) fn defer(&mut self, raised: Slice) {
         self.latest_raised = latest_of(self.latest_raised, &raised);
         if !raised.is_empty() {
             self.deferred.push_back(raised);
@@ -360,7 +362,7 @@ impl Store {
 
     /// Raised events sent out and not written yet.
     pub(crate) fn deferred(&self) -> usize {
-        self.deferred.iter().map(Vec::len).sum()
+        self.deferred.iter().map(|s| s.len()).sum()
     }
 
     /// Writes one slice of the deferred raised events, and anything a failed write left
@@ -383,7 +385,7 @@ impl Store {
         for entry in read.open_table(RAISED)?.iter()? {
             raised.push(SlaEvent::decode(entry?.1.value())?);
         }
-        raised.extend(self.deferred.iter().flatten().cloned());
+        raised.extend(self.deferred.iter().flat_map(|s| s.iter()).cloned());
         Ok((events, raised))
     }
 
@@ -438,7 +440,7 @@ impl Store {
         let unwritten = self
             .deferred
             .iter()
-            .flatten()
+            .flat_map(|s| s.iter())
             .filter(|r| r.id.starts_with(lo.as_str()));
         raised.extend(unwritten.cloned());
         raised.sort_by(|a, b| a.id.cmp(&b.id));

@@ -1,7 +1,8 @@
 //! The embedded node's ticker: sleeps until the engine's next timer (at most a second, so
 //! timers armed meanwhile by published events wait no longer than that), fires what is
-//! due slice by slice, and refreshes the open-by-state gauge on its own slower cadence,
-//! away from the moments timers are due.
+//! due slice by slice, computes a crowded moment (the 17:00 burst) in the seconds before
+//! it so that at the moment it only sends, and refreshes the open-by-state gauge on its
+//! own slower cadence, away from the moments timers are due.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,38 +43,100 @@ async fn fire_due(node: &Arc<Mutex<Node>>) -> Result<(), tonic::Status> {
     }
 }
 
-/// Room a slice needs in the watchers' buffer (a slice's dossiers raise two or three
-/// events each at most at one moment).
-const WATCH_HEADROOM: usize = 16_384;
+/// Room a round needs in the watchers' buffer, in slices (a prepared moment goes out as
+/// one slice per [`super::node::FIRE_SLICE`] dossiers: 25 for 100 000).
+const WATCH_HEADROOM: usize = 1_024;
 /// Longest wait for a slow watcher before the next slice fires anyway.
 const WATCHER_WAIT: Duration = Duration::from_millis(500);
+
+/// A moment at which at least this many dossiers fall due is prepared ahead of time …
+const PREPARE_MIN: usize = 1_000;
+/// … from this many seconds before it (100 000 dossiers take about half a second here) …
+const PREPARE_LEAD_S: i64 = 10;
+/// … looking for one at most this often (a pass over the timers: ≈ 10 ms at 10 M).
+const PREPARE_SCAN_MS: i64 = 2_000;
+
+/// The next moment a timer or the prepared moment is due (Unix ms).
+fn next_due(node: &Node) -> Option<i64> {
+    let next = match (node.next_timer(), node.prepared_at()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    next.map(|t| t.saturating_mul(1000))
+}
+
+/// Prepares a crowded moment ahead of time ([`Node::prepare`]), one slice per lock, until
+/// it is prepared, its moment comes (the rest then fires at the moment as usual) or a
+/// timer is due (the next round goes on). `preparing` is the moment being prepared;
+/// `scan_at` when to look for one next.
+async fn prepare(node: &Arc<Mutex<Node>>, preparing: &mut Option<i64>, scan_at: &mut i64) {
+    let now = clock::now_ms();
+    if preparing.is_none() && now >= *scan_at {
+        *scan_at = now + PREPARE_SCAN_MS;
+        let s = now.div_euclid(1000);
+        *preparing = run_on(node, move |n| {
+            let free = n.prepared_at().is_none();
+            Ok(free.then(|| n.crowded_moment(s, s + PREPARE_LEAD_S, PREPARE_MIN)))
+        })
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+    }
+    while let Some(at) = *preparing {
+        if clock::now_ms() >= at.saturating_mul(1000) {
+            *preparing = None;
+            return;
+        }
+        let Ok((more, due)) = run_on(node, move |n| {
+            let more = n.prepare(at);
+            let due = n
+                .next_timer()
+                .is_some_and(|t| t < at && t * 1000 <= clock::now_ms());
+            Ok((more, due))
+        })
+        .await
+        else {
+            return;
+        };
+        if !more {
+            *preparing = None;
+        }
+        if due {
+            return;
+        }
+    }
+}
 
 /// Runs until aborted. Failures are logged by `run_on`; the next round tries again.
 pub(crate) async fn run(node: Arc<Mutex<Node>>) {
     let mut gauge_at = clock::now_ms();
+    let (mut preparing, mut scan_at) = (None, 0);
     loop {
         // Fire everything due now, one slice per lock, so requests interleave.
         let failed = fire_due(&node).await.is_err();
-        // Then write what went out unwritten, a chunk per lock, until a timer is due again.
+        // Then prepare a crowded moment, then write what went out unwritten, a chunk per
+        // lock, until something is due again (a timer, a look for a moment to prepare).
+        let mut unwritten = 0;
         if !failed {
+            prepare(&node, &mut preparing, &mut scan_at).await;
             loop {
-                let left = run_on(&node, |n| n.write_deferred()).await.unwrap_or(0);
-                let due = run_on(&node, |n| Ok(n.next_timer()))
+                unwritten = run_on(&node, |n| n.write_deferred()).await.unwrap_or(0);
+                let due = run_on(&node, |n| Ok(next_due(n)))
                     .await
                     .ok()
                     .flatten()
-                    .is_some_and(|t| t.saturating_mul(1000) <= clock::now_ms());
-                if left == 0 || due {
+                    .is_some_and(|t| t <= clock::now_ms());
+                if unwritten == 0 || due || preparing.is_some() || clock::now_ms() >= scan_at {
                     break;
                 }
             }
         }
         let now = clock::now_ms();
         // Off the async threads like every node call (a publish may hold the lock).
-        let (next, open) = run_on(&node, |n| Ok((n.next_timer(), n.open_count())))
+        let (next_ms, open) = run_on(&node, |n| Ok((next_due(n), n.open_count())))
             .await
             .unwrap_or((None, 0));
-        let next_ms = next.map(|t| t.saturating_mul(1000));
         if now >= gauge_at {
             let clear = next_ms.is_none_or(|t| t - now > GAUGE_CLEARANCE_MS);
             if clear || now - gauge_at > GAUGE_MAX_DELAY_MS {
@@ -92,6 +155,8 @@ pub(crate) async fn run(node: Arc<Mutex<Node>>) {
         }
         let now = clock::now_ms();
         let wait = match next_ms {
+            // Writing goes on at once in the next round.
+            _ if !failed && unwritten > 0 => 0,
             Some(t) if !failed => (t - now).clamp(0, MAX_SLEEP_MS),
             _ => MAX_SLEEP_MS,
         };
