@@ -388,7 +388,13 @@ impl Node {
                     slice.retain(|r| !withdrawn.contains(r.dossier_id.as_str()));
                 }
             }
+            let started = std::time::Instant::now();
             n += self.send_fired(slices)?;
+            tracing::debug!(
+                events = n,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "sent what the prepared moment raised"
+            );
             drop(released); // after the sending: freeing it takes a few ms
         }
         let lag = self.engine.next_timer().map_or(0, |t| (now - t).max(0));
@@ -422,6 +428,11 @@ impl Node {
         self.engine
             .crowded_moment(after, upto, min)
             .map(|(at, _)| at)
+    }
+
+    /// Dossiers prepared for the moment and not withdrawn.
+    pub(crate) fn prepared_dossiers(&self) -> usize {
+        self.engine.prepared_dossiers()
     }
 
     /// The moment being prepared (Unix s), if any.

@@ -71,6 +71,7 @@ fn next_due(node: &Node) -> Option<i64> {
 /// `scan_at` when to look for one next.
 async fn prepare(node: &Arc<Mutex<Node>>, preparing: &mut Option<i64>, scan_at: &mut i64) {
     let now = clock::now_ms();
+    let started = std::time::Instant::now();
     if preparing.is_none() && now >= *scan_at {
         *scan_at = now + PREPARE_SCAN_MS;
         let s = now.div_euclid(1000);
@@ -85,21 +86,31 @@ async fn prepare(node: &Arc<Mutex<Node>>, preparing: &mut Option<i64>, scan_at: 
     }
     while let Some(at) = *preparing {
         if clock::now_ms() >= at.saturating_mul(1000) {
+            tracing::warn!(
+                at = %dunghan_calendar::from_ts(at).to_rfc3339(),
+                "a crowded moment came before it was prepared; the rest fires now"
+            );
             *preparing = None;
             return;
         }
-        let Ok((more, due)) = run_on(node, move |n| {
+        let Ok((more, due, dossiers)) = run_on(node, move |n| {
             let more = n.prepare(at);
             let due = n
                 .next_timer()
                 .is_some_and(|t| t < at && t * 1000 <= clock::now_ms());
-            Ok((more, due))
+            Ok((more, due, n.prepared_dossiers()))
         })
         .await
         else {
             return;
         };
         if !more {
+            tracing::info!(
+                at = %dunghan_calendar::from_ts(at).to_rfc3339(),
+                dossiers,
+                seconds = started.elapsed().as_secs_f64(),
+                "prepared a crowded moment"
+            );
             *preparing = None;
         }
         if due {
