@@ -254,20 +254,21 @@ impl SlaService for NodeApi {
         // Each item is a slice of raised events; the watcher gets them one by one.
         let slices = BroadcastStream::new(events);
         let stream = futures_util::StreamExt::flat_map(slices, move |item| {
-            let events: Vec<Result<SlaEvent, Status>> = match item {
-                Ok(slice) => slice
-                    .iter()
-                    .filter(|e| {
-                        (filter.agency_id.is_empty() || e.agency_id == filter.agency_id)
-                            && (filter.department_id.is_empty()
-                                || e.department_id == filter.department_id)
-                    })
-                    .cloned()
-                    .map(Ok)
-                    .collect(),
-                Err(BroadcastStreamRecvError::Lagged(n)) => vec![Err(Status::resource_exhausted(
-                    format!("the watcher fell {n} batches of raised events behind; reconnect"),
-                ))],
+            let filter = filter.clone();
+            // Cloned one at a time as the stream sends them (no copy of a whole slice).
+            let events: Box<dyn Iterator<Item = Result<SlaEvent, Status>> + Send> = match item {
+                Ok(slice) => Box::new((0..slice.len()).filter_map(move |i| {
+                    let e = &slice[i];
+                    let wanted = (filter.agency_id.is_empty() || e.agency_id == filter.agency_id)
+                        && (filter.department_id.is_empty()
+                            || e.department_id == filter.department_id);
+                    wanted.then(|| Ok(e.clone()))
+                })),
+                Err(BroadcastStreamRecvError::Lagged(n)) => {
+                    Box::new(std::iter::once(Err(Status::resource_exhausted(format!(
+                        "the watcher fell {n} batches of raised events behind; reconnect"
+                    )))))
+                }
             };
             tokio_stream::iter(events)
         })

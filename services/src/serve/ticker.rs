@@ -27,12 +27,7 @@ const GAUGE_MAX_DELAY_MS: i64 = 60_000;
 /// goes out as fast as watchers take it, and only a watcher stuck for longer is dropped.
 async fn fire_due(node: &Arc<Mutex<Node>>) -> Result<(), tonic::Status> {
     loop {
-        let waited = std::time::Instant::now();
-        while run_on(node, |n| Ok(n.watch_backlog())).await? > WATCH_BUFFER - WATCH_HEADROOM
-            && waited.elapsed() < WATCHER_WAIT
-        {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        wait_for_watchers(node, WATCH_BUFFER - WATCH_HEADROOM).await;
         let (n, more) = run_on(node, |n| n.tick(clock::now_ms())).await?;
         if n > 0 {
             tracing::debug!(raised = n, "timers fired");
@@ -40,6 +35,21 @@ async fn fire_due(node: &Arc<Mutex<Node>>) -> Result<(), tonic::Status> {
         if !more {
             return Ok(());
         }
+    }
+}
+
+/// Waits (at most [`WATCHER_WAIT`]) while the watchers have more than `backlog` slices
+/// to take: before firing (so as not to overrun them), and before each write of what
+/// went out (the writes can wait; the watchers of a burst should not share the cores
+/// with them).
+async fn wait_for_watchers(node: &Arc<Mutex<Node>>, backlog: usize) {
+    let waited = std::time::Instant::now();
+    while run_on(node, |n| Ok(n.watch_backlog()))
+        .await
+        .is_ok_and(|b| b > backlog)
+        && waited.elapsed() < WATCHER_WAIT
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -132,6 +142,7 @@ pub(crate) async fn run(node: Arc<Mutex<Node>>) {
         if !failed {
             prepare(&node, &mut preparing, &mut scan_at).await;
             loop {
+                wait_for_watchers(&node, 0).await;
                 unwritten = run_on(&node, |n| n.write_deferred()).await.unwrap_or(0);
                 let due = run_on(&node, |n| Ok(next_due(n)))
                     .await
