@@ -3,6 +3,8 @@
 //! just before a hand-checked deadline, the watcher receives the escalation at the rule's
 //! moment, and the fire-lag histogram counts it; a bad value is a clear error. A burst of
 //! deadlines goes out before it is written: `kill -9` in between loses and repeats nothing.
+//! A crowded moment is fired in the seconds before it and sent at the moment; a result
+//! that comes in between undoes that dossier's firing.
 
 use std::process::Command;
 
@@ -157,6 +159,123 @@ async fn a_burst_stopped_with_sigterm_writes_what_it_sent_before_the_exit() {
 /// Dossiers due at the same moment in the burst tests.
 const BURST: usize = 8_000;
 
+/// A JSON-lines file of `n` company registrations received Mon 2/11/2026 10:00, due Wed
+/// 4/11 10:00 (ids `B-00000`…).
+fn receipts(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let file = dir.join("receipts.jsonl");
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"eventId":"r{i}","dossierId":"B-{i:05}","occurredAt":"2026-11-02T10:00:00+07:00","received":{{"procedureCode":"2.001610","agencyId":"so-khdt"}}}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    file
+}
+
+/// 2 000 dossiers due at 10:00 with the clock started 15 s before: the node fires them in
+/// the 10 s before the moment (its counter says so), then a result for one of them comes
+/// (published at about 09:59:52, ready at 09:59:50). At 10:00 the watcher receives every
+/// other dossier's overdue escalation, raised at 10:00, and none of that one's, whose
+/// timeline shows it finished on time instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowded_moment_is_prepared_and_a_result_before_it_withdraws_its_dossier() {
+    use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
+    use dunghan_proto::v1::GetTimelineRequest;
+    const N: usize = 2_000;
+    let dir = common::fresh_dir("prepared");
+    let file = receipts(&dir, N);
+    let mut command = common::serve_command(&dir.join("data"));
+    command
+        .args(["--clock-start", "2026-11-04T09:59:45+07:00", "--ingest"])
+        .arg(&file);
+    let node = Node::spawn(command).0;
+    let channel = node.channel().await;
+    let mut watch = SlaServiceClient::new(channel.clone())
+        .watch_sla_events(WatchSlaEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let counted = |state: &str| {
+        let body = common::http_get(&node.metrics, "/metrics").unwrap().1;
+        metric(
+            &body,
+            &format!("dunghan_timer_prepared_dossiers_total{{state=\"{state}\"}}"),
+        )
+    };
+    let waited = std::time::Instant::now();
+    while counted("prepared") < N as f64 {
+        assert!(
+            waited.elapsed().as_secs() < 30,
+            "prepared within 30 s: {}",
+            counted("prepared")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ready = DossierEvent {
+        event_id: "ready7".into(),
+        dossier_id: "B-00007".into(),
+        occurred_at: at("2026-11-04T09:59:50+07:00"),
+        payload: Some(Payload::ResultReady(Default::default())),
+    };
+    let reply = IngestServiceClient::new(channel.clone())
+        .publish(PublishRequest {
+            events: vec![ready],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let moment = at("2026-11-04T10:00:00+07:00").unwrap().seconds;
+    assert!(
+        reply.results[0]
+            .raised
+            .iter()
+            .all(|r| r.raised_at.as_ref().unwrap().seconds < moment),
+        "published before the moment: {reply:?}"
+    );
+    assert_eq!(counted("withdrawn"), 1.0);
+    let mut escalated = std::collections::BTreeSet::new();
+    while escalated.len() < N - 1 {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(30), watch.message())
+            .await
+            .expect("the moment's escalations within 30 s")
+            .unwrap()
+            .expect("the stream goes on");
+        if e.id.ends_with(":escalation:-:3") {
+            assert_eq!(e.raised_at, at("2026-11-04T10:00:00+07:00"), "{e:?}");
+            assert_ne!(
+                e.dossier_id, "B-00007",
+                "the withdrawn dossier's firing went out"
+            );
+            escalated.insert(e.dossier_id);
+        }
+    }
+    let raised = DossierServiceClient::new(channel)
+        .get_timeline(GetTimelineRequest {
+            dossier_id: "B-00007".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .raised;
+    assert!(
+        raised.iter().all(|r| !r.id.contains(":escalation:-:3")),
+        "{raised:?}"
+    );
+    let outcome = raised
+        .iter()
+        .find(|r| r.kind() == dunghan_proto::v1::SlaEventKind::Outcome)
+        .expect("an outcome");
+    assert_ne!(
+        outcome.outcome(),
+        dunghan_proto::v1::Outcome::Late,
+        "{outcome:?}"
+    );
+    drop(node);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Runs a burst of 8 000 escalations due at one moment, stops the node at the first event
 /// the watcher receives (SIGTERM or kill -9), restarts it, checks that each dossier has
 /// its escalation exactly once. Returns how many escalations the restart stored itself
@@ -166,16 +285,7 @@ async fn burst_stopped_at_its_first_event(name: &str, sigterm: bool) -> (u64, u6
     use dunghan_proto::v1::GetTimelineRequest;
     const N: usize = BURST;
     let dir = common::fresh_dir(name);
-    let file = dir.join("receipts.jsonl");
-    let lines: Vec<String> = (0..N)
-        .map(|i| {
-            // Company registration received Mon 2/11/2026 10:00: due Wed 4/11 10:00.
-            format!(
-                r#"{{"eventId":"r{i}","dossierId":"B-{i:05}","occurredAt":"2026-11-02T10:00:00+07:00","received":{{"procedureCode":"2.001610","agencyId":"so-khdt"}}}}"#
-            )
-        })
-        .collect();
-    std::fs::write(&file, lines.join("\n")).unwrap();
+    let file = receipts(&dir, N);
     let data = dir.join("data");
     let mut first = common::serve_command(&data);
     first

@@ -44,6 +44,9 @@ pub(crate) const TIMER_LAG: &str = "dunghan_timer_lag_seconds";
 /// Per timer-raised event, wall clock when it was stored minus its rule's moment (seconds,
 /// ms precision): how late rules fire. No labels.
 pub(crate) const TIMER_FIRE_LAG: &str = "dunghan_timer_fire_lag_seconds";
+/// Dossiers whose timers were fired ahead of a crowded moment, by state: `prepared`, and
+/// `withdrawn` (an event for the dossier came before the moment and undid the firing).
+pub(crate) const PREPARED: &str = "dunghan_timer_prepared_dossiers_total";
 /// The service's clock minus the system clock (seconds): 0 unless `[clock] start` set a
 /// simulated clock (benches, drills).
 pub(crate) const CLOCK_OFFSET: &str = "dunghan_clock_offset_seconds";
@@ -78,6 +81,7 @@ pub(crate) struct Metrics {
     pub(crate) time_ratio: Histogram,
     pub(crate) timer_lag: Gauge,
     pub(crate) fire_lag: Histogram,
+    pub(crate) prepared: IntCounterVec,
     pub(crate) clock_offset: Gauge,
     finished_by_procedure: IntCounterVec,
     steps_started: IntCounterVec,
@@ -179,7 +183,8 @@ impl Metrics {
         let fire_lag = Histogram::with_opts(
             HistogramOpts::new(
                 TIMER_FIRE_LAG,
-                "Per timer-raised event: stored at minus the rule's moment.",
+                "Per timer-raised event: sent to watchers (or stored, when looked up first) \
+                 at minus the rule's moment.",
             )
             .buckets(vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -187,6 +192,16 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(fire_lag.clone()))?;
+        let prepared = counter(
+            &registry,
+            PREPARED,
+            "Dossiers fired ahead of a crowded moment (prepared), and those an event undid \
+             before the moment (withdrawn).",
+            &["state"],
+        )?;
+        for state in ["prepared", "withdrawn"] {
+            prepared.with_label_values(&[state]);
+        }
         let clock_offset = Gauge::new(
             CLOCK_OFFSET,
             "The service's clock minus the system clock (0 unless simulated).",
@@ -239,6 +254,7 @@ impl Metrics {
             time_ratio,
             timer_lag,
             fire_lag,
+            prepared,
             clock_offset,
             finished_by_procedure,
             steps_started,

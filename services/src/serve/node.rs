@@ -304,7 +304,12 @@ impl Node {
     /// Takes the dossiers an event or a change withdrew from the moment being prepared.
     fn note_withdrawn(&mut self) {
         if self.engine.prepared_at().is_some() {
-            self.withdrawn.extend(self.engine.take_withdrawn());
+            let withdrawn = self.engine.take_withdrawn();
+            self.metrics
+                .prepared
+                .with_label_values(&["withdrawn"])
+                .inc_by(withdrawn.len() as u64);
+            self.withdrawn.extend(withdrawn);
         }
     }
 
@@ -415,7 +420,12 @@ impl Node {
     /// crash before the moment loses nothing, since nothing of it was stored or sent.
     pub(crate) fn prepare(&mut self, at: i64) -> bool {
         let mut raised = Vec::new();
+        let before = self.engine.prepared_dossiers();
         let more = self.engine.prepare_some(at, FIRE_SLICE, &mut raised);
+        self.metrics
+            .prepared
+            .with_label_values(&["prepared"])
+            .inc_by((self.engine.prepared_dossiers() - before) as u64);
         if !raised.is_empty() {
             self.prepared
                 .push(raised.iter().map(to_sla_event).collect());
