@@ -413,7 +413,7 @@ impl Node {
     }
 
     /// Fires ahead of time the timers of at most [`FIRE_SLICE`] dossiers due at `at` (Unix
-    /// s, the next pending moment, in the future) and holds what they raise, converted,
+    /// s, a crowded moment in the future: [`Node::crowded_moment`]) and holds what they raise, converted,
     /// until [`Node::tick`] reaches the moment: a 17:00 burst is computed in the seconds
     /// before and only sent at 17:00. Returns whether more are due at `at`. An event for a
     /// prepared dossier before the moment undoes its firing (the engine says which); a
@@ -459,6 +459,9 @@ impl Node {
     /// how many were new.
     fn send_fired(&mut self, slices: Vec<Vec<SlaEvent>>) -> anyhow::Result<usize> {
         let mut sent = Vec::with_capacity(slices.len());
+        // A failed store write keeps its events pending in the store (counted and sent when
+        // a later write stores them); the other slices still go out.
+        let mut failed = None;
         for wire in slices {
             // Usually all of a slice is new: kept as it is, not copied into a second vector.
             let (new, known): (Vec<SlaEvent>, Vec<SlaEvent>) =
@@ -470,7 +473,10 @@ impl Node {
             let fresh = if known.is_empty() {
                 Vec::new()
             } else {
-                self.store.append(&[], known)?
+                self.store.append(&[], known).unwrap_or_else(|e| {
+                    failed.get_or_insert(e);
+                    Vec::new()
+                })
             };
             let (new, fresh) = (Arc::new(new), Arc::new(fresh));
             self.send(&fresh);
@@ -490,7 +496,7 @@ impl Node {
             n += fresh.len() + new.len();
             self.store.defer(new);
         }
-        Ok(n)
+        failed.map_or(Ok(n), Err)
     }
 
     /// Writes a chunk of the raised events sent by [`Node::tick`] and not written yet;

@@ -77,11 +77,14 @@ fn next_due(node: &Node) -> Option<i64> {
 
 /// Prepares a crowded moment ahead of time ([`Node::prepare`]), one slice per lock, until
 /// it is prepared, its moment comes (the rest then fires at the moment as usual) or a
-/// timer is due (the next round goes on). `preparing` is the moment being prepared;
-/// `scan_at` when to look for one next.
-async fn prepare(node: &Arc<Mutex<Node>>, preparing: &mut Option<i64>, scan_at: &mut i64) {
+/// timer is due (the next round goes on). `preparing` is the moment being prepared and
+/// when its preparation began; `scan_at` when to look for one next.
+async fn prepare(
+    node: &Arc<Mutex<Node>>,
+    preparing: &mut Option<(i64, std::time::Instant)>,
+    scan_at: &mut i64,
+) {
     let now = clock::now_ms();
-    let started = std::time::Instant::now();
     if preparing.is_none() && now >= *scan_at {
         *scan_at = now + PREPARE_SCAN_MS;
         let s = now.div_euclid(1000);
@@ -92,9 +95,10 @@ async fn prepare(node: &Arc<Mutex<Node>>, preparing: &mut Option<i64>, scan_at: 
         .await
         .ok()
         .flatten()
-        .flatten();
+        .flatten()
+        .map(|at| (at, std::time::Instant::now()));
     }
-    while let Some(at) = *preparing {
+    while let Some((at, started)) = *preparing {
         if clock::now_ms() >= at.saturating_mul(1000) {
             tracing::warn!(
                 at = %dunghan_calendar::from_ts(at).to_rfc3339(),
