@@ -24,6 +24,13 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a restore read may go without a record before it is an error.
 const READ_STALL: Duration = Duration::from_secs(30);
 
+/// How long librdkafka waits before fetching again for a partition whose local queue is
+/// full (`fetch.queue.backoff.ms`, default 1 000 ms). A consumer that does real work per
+/// record fills its queue, then drains it in less than that and sits idle until the next
+/// fetch: with the default, serve's consumer was off the CPU about 40 % of a catch-up
+/// (BENCHMARKS.md, Kafka-mode throughput, 2026-12-01).
+pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "50";
+
 /// Settings every client shares: the brokers and the user's extra properties.
 pub(crate) fn client_config(k: &KafkaSection) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -234,7 +241,8 @@ pub(crate) fn read_partitions(
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "50")
-        .set("max.partition.fetch.bytes", "52428800");
+        .set("max.partition.fetch.bytes", "52428800")
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     let consumer: BaseConsumer<Quiet> = c.create_with_context(Quiet)?;
     let mut tpl = TopicPartitionList::new();
     for (partition, from) in starts {

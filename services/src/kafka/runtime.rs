@@ -715,7 +715,8 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
         // Short fetch waits: a broker that holds a fetch for its full wait while other
         // partitions have data (tansu does) would otherwise pace a catch-up at 2 fetches/s.
         .set("fetch.wait.max.ms", "50")
-        .set("max.partition.fetch.bytes", "52428800");
+        .set("max.partition.fetch.bytes", "52428800")
+        .set("fetch.queue.backoff.ms", io::FETCH_QUEUE_BACKOFF_MS);
     if let Some(id) = &cfg.instance_id {
         // Static membership: a restarted instance takes its own place back at once.
         c.set("group.instance.id", id);
