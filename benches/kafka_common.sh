@@ -30,7 +30,11 @@ serve() {
         --metrics-listen 127.0.0.1:0 --catalog "$2" > "$DIR/$1.out" 2> "$DIR/$1.log" &
     SERVE_PID=$!
     PIDS+=("$SERVE_PID")
-    until grep -q '^metrics on' "$DIR/$1.out" 2>/dev/null; do sleep 0.05; done
+    until grep -q '^metrics on' "$DIR/$1.out" 2>/dev/null; do
+        # An instance that exits (a bad setting, say) is reported, not waited for forever.
+        kill -0 "$SERVE_PID" 2>/dev/null || { echo "dunghan serve exited:" >&2; cat "$DIR/$1.log" >&2; exit 1; }
+        sleep 0.05
+    done
     METRICS="$(sed -n 's|^metrics on http://\(.*\)/metrics|\1|p' "$DIR/$1.out")"
 }
 
