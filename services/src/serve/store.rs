@@ -189,16 +189,16 @@ impl Store {
             }
         }
         write.commit()?;
-        let next_seq = db
-            .begin_read()?
+        let read = db.begin_read()?;
+        let next_seq = read
             .open_table(EVENTS)?
             .last()?
             .map_or(0, |(seq, _)| seq.value() + 1);
-        let latest = db
-            .begin_read()?
+        let latest = read
             .open_table(META)?
             .get(LATEST_RAISED)?
             .map_or(i64::MIN, |v| v.value());
+        drop(read);
         let store = Store {
             db: Some(db),
             file,

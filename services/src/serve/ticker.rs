@@ -147,12 +147,11 @@ pub(crate) async fn run(node: Arc<Mutex<Node>>) {
             prepare(&node, &mut preparing, &mut scan_at).await;
             loop {
                 wait_for_watchers(&node, 0).await;
-                unwritten = run_on(&node, |n| n.write_deferred()).await.unwrap_or(0);
-                let due = run_on(&node, |n| Ok(next_due(n)))
+                let (left, next) = run_on(&node, |n| Ok((n.write_deferred()?, next_due(n))))
                     .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|t| t <= clock::now_ms());
+                    .unwrap_or((0, None));
+                unwritten = left;
+                let due = next.is_some_and(|t| t <= clock::now_ms());
                 if unwritten == 0 || due || preparing.is_some() || clock::now_ms() >= scan_at {
                     break;
                 }
