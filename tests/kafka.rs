@@ -28,7 +28,11 @@ fn same_output_as_replay_through_rebalances() {
     broker.produce("rebalance.dossier-events", &events);
     let a = Instance::start(&dir, "a", &env, "127.0.0.1:0");
     std::thread::sleep(Duration::from_millis(800));
-    let b = Instance::start(&dir, "b", &env, "127.0.0.1:0");
+    // Instance b applies partition 0 on a thread of its own and the others on its
+    // consumer thread (by default each partition has a thread): both paths in one group.
+    let mut mixed = env.clone();
+    mixed.push(("DUNGHAN__KAFKA__PARTITION_THREADS".into(), "1".into()));
+    let b = Instance::start(&dir, "b", &mixed, "127.0.0.1:0");
     let c = Instance::start(&dir, "c", &env, "127.0.0.1:0");
     std::thread::sleep(Duration::from_millis(1_500));
     a.stop();

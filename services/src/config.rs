@@ -81,6 +81,9 @@ pub(crate) struct KafkaSection {
     /// before the checkpoint are skipped): for brokers that return nothing to a fetch
     /// starting inside a multi-record batch (tansu 0.6.0). Costs a re-read per restore.
     pub(crate) resume_from_beginning: bool,
+    /// Input partitions (the first ones by number) applied on threads of their own, one
+    /// each; the consumer thread applies the others. 0 = all on the consumer thread.
+    pub(crate) partition_threads: usize,
     /// Extra librdkafka properties (security.protocol, sasl.*, …), applied to every client.
     pub(crate) properties: std::collections::BTreeMap<String, String>,
 }
@@ -100,6 +103,7 @@ impl Default for KafkaSection {
             output_format: "protobuf".into(),
             checkpoint_interval_ms: 1_000,
             resume_from_beginning: false,
+            partition_threads: 64,
             properties: Default::default(),
         }
     }
@@ -253,6 +257,11 @@ impl Config {
                 "{origin}: [kafka] partitions must be 1–10000 and replication_factor 1–16"
             ));
         }
+        if k.partition_threads > 1_024 {
+            return Err(format!(
+                "{origin}: [kafka] partition_threads must be 0–1024 (one thread per partition)"
+            ));
+        }
         if !(10..=600_000).contains(&k.checkpoint_interval_ms) {
             return Err(format!(
                 "{origin}: [kafka] checkpoint_interval_ms must be 10–600000"
@@ -346,6 +355,14 @@ mod tests {
         let e =
             Config::load(None, env(&[("DUNGHAN__ENGINE__WARNING_FRACTION", "1.5")])).unwrap_err();
         assert!(e.contains("warning_fraction 1.5"), "{e}");
+        let e =
+            Config::load(None, env(&[("DUNGHAN__KAFKA__PARTITION_THREADS", "5000")])).unwrap_err();
+        assert!(e.contains("partition_threads must be 0–1024"), "{e}");
+        let c = Config::load(None, env(&[("DUNGHAN__KAFKA__PARTITION_THREADS", "0")])).unwrap();
+        assert_eq!(
+            c.kafka.partition_threads, 0,
+            "0 = all on the consumer thread"
+        );
         let e = Config::load(None, env(&[("DUNGHAN__ENGINE", "1")])).unwrap_err();
         assert!(e.contains("SECTION__KEY"), "{e}");
         let e = Config::load(Some(Path::new("/no/such/dunghan.toml")), env(&[])).unwrap_err();

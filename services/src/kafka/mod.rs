@@ -10,6 +10,7 @@ mod metrics;
 mod partition;
 mod query;
 mod runtime;
+mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub(crate) use runtime::EngineFactory;
 use crate::config::KafkaSection;
 use crate::serve::{cluster::Peers, metrics::Metrics, node::SharedCalendars, Listen, Services};
 
-/// Creates the topics, starts the consumer thread and serves gRPC and HTTP until a
+/// Creates the topics, starts the consumer thread (and its partition threads) and serves gRPC and HTTP until a
 /// signal; then stops the consumer (last checkpoint, leave the group).
 pub(crate) fn run(
     tokio: &tokio::runtime::Runtime,
@@ -53,7 +54,7 @@ pub(crate) fn run(
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::Builder::new()
             .name("dunghan-consumer".into())
-            .spawn(move || runtime::run(shared, stop))?
+            .spawn(move || runtime::run(shared, stop, partitions))?
     };
     let own = advertise.unwrap_or_else(|| listen.grpc.to_string());
     let services = Services {

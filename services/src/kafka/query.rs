@@ -13,7 +13,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use super::codec;
 use super::io;
 use super::partition::apply_history;
-use super::runtime::Shared;
+use super::runtime::{lock, Shared};
 use crate::convert::to_sla_event;
 use crate::serve::node::{wall_clock, OpenFilter};
 
@@ -95,6 +95,7 @@ impl KafkaNode {
         let parts = self.shared.partitions();
         let mut out = Vec::new();
         for p in parts.values() {
+            let p = lock(p);
             match which {
                 Some(id) => {
                     if let Some(h) = p.history(id) {
@@ -140,7 +141,7 @@ impl KafkaNode {
         filter.page(
             parts
                 .values()
-                .flat_map(|p| p.engine().open_dossiers_at(now)),
+                .flat_map(|p| lock(p).engine().open_dossiers_at(now).collect::<Vec<_>>()),
         )
     }
 

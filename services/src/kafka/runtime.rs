@@ -1,11 +1,12 @@
 //! The consumer thread of Kafka mode: joins the group, restores assigned partitions from
-//! the changelog (and suppresses output already written), applies records, moves stream
-//! time, writes raised events and dead letters, and checkpoints in the order the
-//! exactly-once argument needs: output durable → changelog + checkpoint durable → commit.
+//! the changelog (and suppresses output already written), hands each partition's records
+//! to its thread (`worker.rs`; partitions without one are applied here), and checkpoints
+//! in the order the exactly-once argument needs: output durable → changelog + checkpoint
+//! durable → commit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use dunghan_core::Engine;
@@ -35,9 +36,16 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 /// Attempts at restoring a partition before the instance gives up (and exits).
 const RESTORE_ATTEMPTS: u32 = 5;
 
-/// State shared by the consumer thread and the gRPC services.
+/// The owned partitions, each under its own lock: the thread that applies a partition's
+/// records holds it while it applies one and sends what it raised, so a checkpoint that
+/// takes the partition's state also finds that output numbered.
+pub(crate) type Owned = BTreeMap<i32, Mutex<Partition>>;
+
+/// State shared by the consumer thread, the partition threads and the gRPC services.
 pub(crate) struct Shared {
-    pub(crate) partitions: Mutex<BTreeMap<i32, Partition>>,
+    /// Read-locked to apply records or take a checkpoint; write-locked (every partition
+    /// thread paused between two records) to assign, revoke or reset partitions.
+    partitions: RwLock<Owned>,
     /// False while restoring (the readiness endpoint says so).
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) metrics: Metrics,
@@ -48,8 +56,12 @@ pub(crate) struct Shared {
     producer: Producer,
     /// Delivery failures already handled.
     failures_seen: AtomicU64,
-    /// Bumped on every assignment or revocation (caught-up flags start over).
-    rebalances: AtomicU64,
+    /// Bumped on every assignment, revocation or reset (caught-up flags start over).
+    generation: AtomicU64,
+    /// Writes that failed (a partition thread's or the consumer thread's), and how many
+    /// of them the last reset dealt with: while they differ, records wait for the reset.
+    write_failures: AtomicU64,
+    failures_reset: AtomicU64,
     /// Sequence number of the last record handed to the producer (its delivery opaque).
     sent: AtomicUsize,
     /// The checkpoint under way, if any.
@@ -73,7 +85,7 @@ impl Shared {
     ) -> anyhow::Result<Shared> {
         let kafka_metrics = KafkaMetrics::new(metrics.registry())?;
         Ok(Shared {
-            partitions: Mutex::new(BTreeMap::new()),
+            partitions: RwLock::new(BTreeMap::new()),
             ready,
             metrics,
             kafka_metrics,
@@ -82,7 +94,9 @@ impl Shared {
             producer: io::producer(&cfg)?,
             cfg,
             failures_seen: AtomicU64::new(0),
-            rebalances: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            failures_reset: AtomicU64::new(0),
             sent: AtomicUsize::new(0),
             pending: Mutex::new(None),
         })
@@ -111,17 +125,42 @@ impl Shared {
         self.sent.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn partitions(&self) -> MutexGuard<'_, BTreeMap<i32, Partition>> {
-        // A panic while holding the lock leaves state we cannot trust: stop.
-        self.partitions.lock().unwrap_or_else(|_| {
-            tracing::error!("partition state lock poisoned: exiting");
-            std::process::exit(1)
-        })
+    /// The owned partitions, to read or to apply records to.
+    pub(crate) fn partitions(&self) -> RwLockReadGuard<'_, Owned> {
+        self.partitions.read().unwrap_or_else(|_| poisoned())
+    }
+
+    /// The owned partitions with every partition thread paused, to change which they are.
+    fn partitions_mut(&self) -> RwLockWriteGuard<'_, Owned> {
+        let parts = self.partitions.write().unwrap_or_else(|_| poisoned());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        parts
+    }
+
+    /// Bumped whenever the owned partitions are assigned, revoked or reset.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// A write failed and the owned partitions are not reset yet.
+    pub(crate) fn failing(&self) -> bool {
+        self.write_failures.load(Ordering::SeqCst) != self.failures_reset.load(Ordering::SeqCst)
     }
 }
 
+/// One partition's state, locked.
+pub(crate) fn lock(p: &Mutex<Partition>) -> MutexGuard<'_, Partition> {
+    p.lock().unwrap_or_else(|_| poisoned())
+}
+
+/// A panic while holding a partition lock leaves state we cannot trust: stop.
+fn poisoned() -> ! {
+    tracing::error!("partition state lock poisoned: exiting");
+    std::process::exit(1)
+}
+
 /// The consumer's context: rebalances restore and checkpoint; statistics give the lag.
-struct Context {
+pub(crate) struct Context {
     shared: Arc<Shared>,
 }
 
@@ -160,7 +199,8 @@ impl ConsumerContext for Context {
     ) {
         use rdkafka::types::RDKafkaRespErr as E;
         let shared = &self.shared;
-        shared.rebalances.fetch_add(1, Ordering::Relaxed);
+        // Every partition thread pauses between two records until the change is done.
+        let mut parts = shared.partitions_mut();
         match err {
             E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 shared
@@ -182,7 +222,7 @@ impl ConsumerContext for Context {
                     if let Err(e) = tpl.set_partition_offset(&topic, p.id, offset) {
                         tracing::error!(partition = p.id, error = %e, "cannot set the start offset");
                     }
-                    shared.partitions().insert(p.id, p);
+                    parts.insert(p.id, Mutex::new(p));
                 }
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assign failed");
@@ -210,13 +250,11 @@ impl ConsumerContext for Context {
                         .rebalances
                         .with_label_values(&["revoke"])
                         .inc();
-                    if let Err(e) = checkpoint(shared, consumer) {
+                    if let Err(e) = checkpoint(shared, &parts, consumer) {
                         tracing::error!(error = %e, "checkpoint on revocation failed");
                     }
                 }
-                let dropped: Vec<i32> = std::mem::take(&mut *shared.partitions())
-                    .into_keys()
-                    .collect();
+                let dropped: Vec<i32> = std::mem::take(&mut *parts).into_keys().collect();
                 for p in &dropped {
                     let _ = shared
                         .kafka_metrics
@@ -387,8 +425,9 @@ fn send(shared: &Shared, mut record: Record<'_>) -> anyhow::Result<()> {
     }
 }
 
-/// Writes raised events to the output partition of input partition `p`.
-fn write_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> anyhow::Result<()> {
+/// Sends raised events to the output partition of input partition `p` (under that
+/// partition's lock: see `Owned`).
+fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> anyhow::Result<()> {
     let json = shared.cfg.output_format == "json";
     let content_type = if json { codec::JSON } else { codec::PROTOBUF };
     for e in raised {
@@ -414,16 +453,69 @@ fn write_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> an
             .headers(headers);
         send(shared, record)?;
     }
-    shared.metrics.observe(raised);
-    if !raised.is_empty() && shared.watchers.receiver_count() > 0 {
-        // A subscriber that left meanwhile is not an error.
-        let _ = shared.watchers.send(Arc::new(raised.to_vec()));
-    }
     Ok(())
 }
 
-/// Handles one input record of an owned partition.
-fn handle(shared: &Shared, m: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+/// Counts sent raised events and hands them to the watchers (after the partition's lock).
+fn publish(shared: &Shared, raised: Vec<SlaEvent>) {
+    shared.metrics.observe(&raised);
+    if !raised.is_empty() && shared.watchers.receiver_count() > 0 {
+        // A subscriber that left meanwhile is not an error.
+        let _ = shared.watchers.send(Arc::new(raised));
+    }
+}
+
+/// Sends the dead letter of input record `m` (its payload, key and the reason).
+fn produce_dead_letter(
+    shared: &Shared,
+    m: &BorrowedMessage<'_>,
+    input: &str,
+    (code, message): &(String, String),
+    content_type: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut headers = OwnedHeaders::new()
+        .insert(Header {
+            key: REASON_HEADER,
+            value: Some(code.as_bytes()),
+        })
+        .insert(Header {
+            key: MESSAGE_HEADER,
+            value: Some(message.as_bytes()),
+        })
+        .insert(Header {
+            key: INPUT_HEADER,
+            value: Some(input.as_bytes()),
+        });
+    if let Some(t) = content_type {
+        headers = headers.insert(Header {
+            key: CONTENT_TYPE,
+            value: Some(t.as_bytes()),
+        });
+    }
+    let mut record = shared
+        .record(&shared.cfg.dead_letter_topic)
+        .payload(m.payload().unwrap_or_default())
+        .headers(headers);
+    if let Some(key) = m.key() {
+        record = record.key(key);
+    }
+    send(shared, record)
+}
+
+/// Counts a failed write: every partition waits for the reset, and no checkpoint is taken
+/// before it (the caller still holds the partition's lock).
+fn write_failed(shared: &Shared) {
+    shared.write_failures.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Handles one input record of an owned partition: applies it and sends what it raised
+/// and its dead letter under the partition's lock, then counts them. An error is a failed
+/// write (counted: the consumer thread resets the partitions).
+pub(crate) fn handle(
+    shared: &Shared,
+    parts: &Owned,
+    m: &BorrowedMessage<'_>,
+) -> anyhow::Result<()> {
     let id = m.partition();
     let present = m
         .timestamp()
@@ -431,18 +523,27 @@ fn handle(shared: &Shared, m: &BorrowedMessage<'_>) -> anyhow::Result<()> {
         .filter(|ms| *ms > 0)
         .map_or_else(wall_clock, |ms| ms.div_euclid(1000));
     let content_type = io::header(m, CONTENT_TYPE);
+    let input = format!("{id}/{}", m.offset());
     let done: Processed = {
-        let mut parts = shared.partitions();
-        let Some(p) = parts.get_mut(&id) else {
+        let Some(p) = parts.get(&id) else {
             return Ok(()); // revoked meanwhile
         };
+        let mut p = lock(p);
         if m.offset() < p.next_offset {
             return Ok(()); // applied before the last checkpoint
         }
-        p.process(m.offset(), present, m.key(), m.payload(), content_type)
+        let done = p.process(m.offset(), present, m.key(), m.payload(), content_type);
+        let sent = produce_raised(shared, id, &input, &done.raised).and_then(|()| {
+            done.dead_letter.as_ref().map_or(Ok(()), |dead| {
+                produce_dead_letter(shared, m, &input, dead, content_type)
+            })
+        });
+        if let Err(e) = sent {
+            write_failed(shared);
+            return Err(e);
+        }
+        done
     };
-    let input = format!("{id}/{}", m.offset());
-    write_raised(shared, id, &input, &done.raised)?;
     if let Some(status) = done.status {
         let reason = done
             .dead_letter
@@ -452,40 +553,33 @@ fn handle(shared: &Shared, m: &BorrowedMessage<'_>) -> anyhow::Result<()> {
             .metrics
             .count_event(status, reason, done.accepted.as_ref());
     }
-    if let Some((code, message)) = &done.dead_letter {
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: REASON_HEADER,
-                value: Some(code.as_bytes()),
-            })
-            .insert(Header {
-                key: MESSAGE_HEADER,
-                value: Some(message.as_bytes()),
-            })
-            .insert(Header {
-                key: INPUT_HEADER,
-                value: Some(input.as_bytes()),
-            });
-        if let Some(t) = content_type {
-            headers = headers.insert(Header {
-                key: CONTENT_TYPE,
-                value: Some(t.as_bytes()),
-            });
-        }
-        let mut record = shared
-            .record(&shared.cfg.dead_letter_topic)
-            .payload(m.payload().unwrap_or_default())
-            .headers(headers);
-        if let Some(key) = m.key() {
-            record = record.key(key);
-        }
-        send(shared, record)?;
+    if let Some((code, _)) = &done.dead_letter {
         shared
             .kafka_metrics
             .dead_letters
             .with_label_values(&[code.as_str()])
             .inc();
     }
+    publish(shared, done.raised);
+    Ok(())
+}
+
+/// Moves owned partition `id`'s stream time to the wall clock (its records are all
+/// applied) and sends what fires.
+pub(crate) fn advance(shared: &Shared, parts: &Owned, id: i32) -> anyhow::Result<()> {
+    let Some(p) = parts.get(&id) else {
+        return Ok(());
+    };
+    let raised = {
+        let mut p = lock(p);
+        let raised = p.advance(wall_clock());
+        if let Err(e) = produce_raised(shared, id, &format!("{id}/clock"), &raised) {
+            write_failed(shared);
+            return Err(e);
+        }
+        raised
+    };
+    publish(shared, raised);
     Ok(())
 }
 
@@ -512,13 +606,14 @@ pub(crate) struct Pending {
 /// Takes each changed partition's changelog records as of now. `output_end` of each
 /// partition is where its output is known delivered: after a flush exactly, otherwise
 /// short of what is in flight, which a restore then reads as well (safe: it only
-/// suppresses more ids that are never raised again).
-fn snapshot(shared: &Shared) -> Snapshot {
+/// suppresses more ids that are never raised again). Fails if a write failed: the state
+/// taken may be ahead of its output.
+fn snapshot(shared: &Shared, parts: &Owned) -> anyhow::Result<Snapshot> {
     let deliveries = shared.producer.context();
     let mut snapshot = Snapshot::default();
-    let mut parts = shared.partitions();
     let (mut open, mut pending) = (0, 0);
-    for p in parts.values_mut() {
+    for p in parts.values() {
+        let mut p = lock(p);
         open += p.engine().open_dossiers();
         pending += p.engine().pending_timers();
         let end = deliveries.end(&shared.cfg.output_topic, p.id).unwrap_or(0);
@@ -526,13 +621,18 @@ fn snapshot(shared: &Shared) -> Snapshot {
         if !records.is_empty() {
             snapshot.offsets.push((p.id, p.next_offset));
         }
+        let id = p.id;
         snapshot
             .records
-            .extend(records.into_iter().map(|(k, v)| (p.id, k, v)));
+            .extend(records.into_iter().map(|(k, v)| (id, k, v)));
     }
+    anyhow::ensure!(
+        !shared.failing(),
+        "a raised-event or dead-letter write failed"
+    );
     shared.metrics.open.set(open as i64);
     shared.metrics.pending_timers.set(pending as i64);
-    snapshot
+    Ok(snapshot)
 }
 
 /// Sends a snapshot's changelog records, each to its input partition's number.
@@ -628,9 +728,13 @@ fn pipeline_checkpoint(
             Ok(false)
         }
         None if due => {
+            let snapshot = snapshot(shared, &shared.partitions())?;
+            // Read after every partition's state is taken: each one's output so far is
+            // numbered by now (it was sent under the partition's lock).
+            let waits_for = shared.last_sent();
             *slot = Some(Pending {
-                snapshot: snapshot(shared),
-                waits_for: shared.last_sent(),
+                snapshot,
+                waits_for,
                 changelog_sent: false,
                 since: Instant::now(),
             });
@@ -642,66 +746,75 @@ fn pipeline_checkpoint(
 
 /// Makes everything so far durable and waits for it: raised events and dead letters,
 /// then the checkpoint under way, then each changed partition's dossier histories and
-/// checkpoint, then the offsets (on revocation and at the stop).
-fn checkpoint(shared: &Shared, consumer: &BaseConsumer<Context>) -> anyhow::Result<()> {
+/// checkpoint, then the offsets (on revocation and at the stop, with the partition
+/// threads paused: `parts` is write-locked).
+fn checkpoint(
+    shared: &Shared,
+    parts: &Owned,
+    consumer: &BaseConsumer<Context>,
+) -> anyhow::Result<()> {
     flush(shared, "raised-event")?;
     if let Some(p) = shared.pending().take() {
         if !p.changelog_sent {
             write_changelog(shared, &p.snapshot)?;
         }
     }
-    let snapshot = snapshot(shared);
+    let snapshot = snapshot(shared, parts)?;
     write_changelog(shared, &snapshot)?;
     flush(shared, "changelog")?;
     commit(consumer, shared, &snapshot, CommitMode::Sync);
     Ok(())
 }
 
-/// After a failed checkpoint: rebuild every owned partition from what is durable and
-/// go back to its checkpoint.
+/// After a failed write or checkpoint: rebuild every owned partition from what is
+/// durable and go back to its checkpoint (the partition threads paused meanwhile).
 fn reset(shared: &Shared, consumer: &BaseConsumer<Context>) {
+    let mut parts = shared.partitions_mut();
     shared.kafka_metrics.resets.inc();
     shared.ready.store(false, Ordering::Relaxed);
     // Its records were not all delivered: the restore starts from the last durable one.
     shared.pending().take();
-    let ids: Vec<i32> = shared.partitions().keys().copied().collect();
+    let ids: Vec<i32> = parts.keys().copied().collect();
     for p in restore_with_retries(shared, &ids) {
         let (id, offset) = (p.id, shared.resume_at(&p));
-        shared.partitions().insert(id, p);
+        parts.insert(id, Mutex::new(p));
         if let Err(e) = consumer.seek(&shared.cfg.input_topic, id, offset, io::REQUEST_TIMEOUT) {
             tracing::error!(partition = id, error = %e, "seek after reset failed: exiting");
             std::process::exit(1);
         }
     }
+    // Every failure so far is dealt with; records of the seeked partitions flow again.
+    let failures = shared.write_failures.load(Ordering::SeqCst);
+    shared.failures_reset.store(failures, Ordering::SeqCst);
     shared.ready.store(true, Ordering::Relaxed);
 }
 
 /// How often caught-up partitions move their stream time to the wall clock.
-const CLOCK_TICK: Duration = Duration::from_millis(250);
+pub(crate) const CLOCK_TICK: Duration = Duration::from_millis(250);
 /// Records handled between two rounds of the consumer loop's clock-driven work (wall-clock
 /// advance, checkpoint stages): a few hundred microseconds at full speed.
 const HOUSEKEEPING_EVERY: u32 = 64;
+/// The consumer thread's poll: how long a checkpoint stage may wait to move on when the
+/// partition threads take every record.
+const CONSUMER_POLL: Duration = Duration::from_millis(20);
 
 /// Moves the caught-up partitions' stream time to the wall clock; writes what fires.
 fn advance_caught_up(shared: &Shared, caught_up: &HashSet<i32>) -> anyhow::Result<()> {
-    let now = wall_clock();
-    let mut fired = Vec::new();
-    for (id, p) in shared.partitions().iter_mut() {
-        if caught_up.contains(id) {
-            let raised = p.advance(now);
-            if !raised.is_empty() {
-                fired.push((*id, raised));
-            }
-        }
-    }
-    for (id, raised) in &fired {
-        write_raised(shared, *id, &format!("{id}/clock"), raised)?;
+    let parts = shared.partitions();
+    for id in caught_up {
+        advance(shared, &parts, *id)?;
     }
     Ok(())
 }
 
-/// Runs the consumer until `stop`; then checkpoints and leaves the group.
-pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+/// Runs the consumer until `stop`; then checkpoints and leaves the group. The first
+/// `partition_threads` of the input's `partitions` get a thread each; the consumer
+/// thread applies the records of the others.
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    partitions: i32,
+) -> anyhow::Result<()> {
     let cfg = shared.cfg.clone();
     let mut c = io::client_config(&cfg);
     c.set("group.id", &cfg.group_id)
@@ -724,33 +837,51 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
     for (key, value) in &cfg.properties {
         c.set(key, value);
     }
-    let consumer: BaseConsumer<Context> = c.create_with_context(Context {
+    let consumer: Arc<BaseConsumer<Context>> = Arc::new(c.create_with_context(Context {
         shared: shared.clone(),
-    })?;
+    })?);
+    // Split before subscribing: no record of these partitions ever reaches the consumer's
+    // own queue, so each is applied by one thread, in order.
+    let threaded = partitions.min(i32::try_from(cfg.partition_threads).unwrap_or(i32::MAX));
+    let mut workers = Vec::new();
+    for id in 0..threaded {
+        let queue = consumer
+            .split_partition_queue(&cfg.input_topic, id)
+            .ok_or_else(|| anyhow::anyhow!("no queue for partition {id}"))?;
+        workers.push(super::worker::spawn(
+            shared.clone(),
+            queue,
+            id,
+            stop.clone(),
+        )?);
+    }
     consumer.subscribe(&[&cfg.input_topic])?;
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
     let mut last = Instant::now();
-    // Partitions whose end was reached (and nothing consumed since): their stream time
-    // follows the wall clock.
+    // Partitions without a thread whose end was reached (and nothing consumed since):
+    // their stream time follows the wall clock.
     let mut caught_up: HashSet<i32> = HashSet::new();
     let mut last_clock = Instant::now();
-    let mut epoch = 0;
+    let mut generation = shared.generation();
     // Records handled since the clock-driven work below last ran: it runs every
     // `HOUSEKEEPING_EVERY` records or when a poll brings no record, not for each record
     // (the clock reads and locks of doing it for each record showed in serve's profile).
     let mut handled = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        let now_epoch = shared.rebalances.load(Ordering::Relaxed);
-        if now_epoch != epoch {
-            epoch = now_epoch;
+        if shared.generation() != generation {
+            generation = shared.generation();
             caught_up.clear();
         }
-        let polled = consumer.poll(Duration::from_millis(100));
+        let polled = consumer.poll(CONSUMER_POLL);
         let record = matches!(polled, Some(Ok(_)));
         let mut result = match polled {
+            Some(Ok(m)) if shared.failing() => {
+                drop(m); // the reset below seeks back to the checkpoint
+                Ok(())
+            }
             Some(Ok(m)) => {
                 caught_up.remove(&m.partition());
-                handle(&shared, &m)
+                handle(&shared, &shared.partitions(), &m)
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 caught_up.insert(p);
@@ -775,6 +906,9 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
             last_clock = Instant::now();
             result = advance_caught_up(&shared, &caught_up);
         }
+        if result.is_ok() && shared.failing() {
+            result = Err(anyhow::anyhow!("a partition thread's write failed"));
+        }
         let result = result.and_then(|()| {
             if pipeline_checkpoint(&shared, &consumer, last.elapsed() >= interval)? {
                 last = Instant::now();
@@ -788,7 +922,12 @@ pub(crate) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> anyhow::Result<
         }
     }
     tracing::info!("stopping the consumer: last checkpoint, then leaving the group");
-    if let Err(e) = checkpoint(&shared, &consumer) {
+    for worker in workers {
+        if worker.join().is_err() {
+            tracing::error!("a partition thread panicked");
+        }
+    }
+    if let Err(e) = checkpoint(&shared, &shared.partitions_mut(), &consumer) {
         tracing::error!(error = %e, "last checkpoint failed (the next owner regenerates)");
     }
     consumer.unsubscribe();

@@ -1,0 +1,81 @@
+//! A thread per input partition in Kafka mode: it polls the partition's own queue
+//! (split from the consumer's), applies each record and sends what it raised, and moves
+//! the partition's stream time with the wall clock once it has caught up. The consumer
+//! thread keeps the group membership, the checkpoints and any partition without a thread.
+//!
+//! The thread holds the partitions' read lock from each poll until the record is applied,
+//! so an assignment, revocation or reset (which take the write lock) never finds a record
+//! taken from the queue and not yet applied: after one, a record polled before it would
+//! be out of order (a reset seeks back to the checkpoint).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::error::KafkaError;
+
+use super::runtime::{advance, handle, Context, Shared, CLOCK_TICK};
+
+/// How long one poll of the partition's queue waits for a record: also the longest an
+/// assignment, revocation or reset waits for this thread to pause.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Starts the thread of input partition `id`, reading `queue`, until `stop`.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    queue: PartitionQueue<Context>,
+    id: i32,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("dunghan-p{id}"))
+        .spawn(move || run(&shared, &queue, id, &stop))
+}
+
+fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicBool) {
+    // The partition's end was reached and nothing consumed since: its stream time follows
+    // the wall clock.
+    let mut caught_up = false;
+    let mut generation = shared.generation();
+    let mut last_clock = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if shared.failing() {
+            // A write failed: the consumer thread resets every partition; records wait.
+            std::thread::sleep(POLL);
+            continue;
+        }
+        let parts = shared.partitions();
+        if shared.generation() != generation {
+            generation = shared.generation();
+            caught_up = false;
+        }
+        let result = match queue.poll(POLL) {
+            Some(Ok(m)) => {
+                caught_up = false;
+                handle(shared, &parts, &m)
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                caught_up = true;
+                Ok(())
+            }
+            Some(Err(e)) => {
+                tracing::warn!(partition = id, error = %e, "consumer");
+                Ok(())
+            }
+            None => Ok(()),
+        };
+        let result = result.and_then(|()| {
+            if caught_up && last_clock.elapsed() >= CLOCK_TICK {
+                last_clock = Instant::now();
+                advance(shared, &parts, id)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = result {
+            tracing::error!(partition = id, error = %e, "write failed: the partitions reset");
+        }
+    }
+}
