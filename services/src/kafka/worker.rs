@@ -21,6 +21,9 @@ use super::runtime::{advance, handle, Context, Shared, CLOCK_TICK};
 /// How long one poll of the partition's queue waits for a record: also the longest an
 /// assignment, revocation or reset waits for this thread to pause.
 const POLL: Duration = Duration::from_millis(20);
+/// Records applied under one read lock of the partitions (each lock is shared memory
+/// written by every partition thread): a pause waits for at most this many.
+const RECORDS_PER_LOCK: usize = 64;
 
 /// Starts the thread of input partition `id`, reading `queue`, until `stop`.
 pub(crate) fn spawn(
@@ -51,21 +54,25 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
             generation = shared.generation();
             caught_up = false;
         }
-        let result = match queue.poll(POLL) {
-            Some(Ok(m)) => {
-                caught_up = false;
-                handle(shared, &parts, &m)
+        // Up to `RECORDS_PER_LOCK` records under one read lock: the first poll waits, the
+        // others take only what is already queued.
+        let mut result = Ok(());
+        let mut wait = POLL;
+        for _ in 0..RECORDS_PER_LOCK {
+            match queue.poll(wait) {
+                Some(Ok(m)) => {
+                    caught_up = false;
+                    result = handle(shared, &parts, &m);
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => caught_up = true,
+                Some(Err(e)) => tracing::warn!(partition = id, error = %e, "consumer"),
+                None => break,
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => {
-                caught_up = true;
-                Ok(())
+            if result.is_err() {
+                break;
             }
-            Some(Err(e)) => {
-                tracing::warn!(partition = id, error = %e, "consumer");
-                Ok(())
-            }
-            None => Ok(()),
-        };
+            wait = Duration::ZERO;
+        }
         let result = result.and_then(|()| {
             if caught_up && last_clock.elapsed() >= CLOCK_TICK {
                 last_clock = Instant::now();
@@ -74,6 +81,7 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
                 Ok(())
             }
         });
+        drop(parts);
         if let Err(e) = result {
             tracing::error!(partition = id, error = %e, "write failed: the partitions reset");
         }

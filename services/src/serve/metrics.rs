@@ -278,10 +278,12 @@ impl Metrics {
     /// Counts raised events that were stored for the first time (a restart's replay finds
     /// its events already stored, so nothing is counted twice).
     pub(crate) fn observe(&self, fresh: &[SlaEvent]) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        // The cache is locked only to look up or insert, never while counting: partition
+        // threads in Kafka mode observe side by side.
+        let cache = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
         for r in fresh {
             let kind = r.kind();
-            cache
+            let raised = cache()
                 .raised
                 .entry((kind as i32, r.level))
                 .or_insert_with(|| {
@@ -292,7 +294,8 @@ impl Metrics {
                     self.raised
                         .with_label_values(&[kind_name.as_str(), &r.level.to_string()])
                 })
-                .inc();
+                .clone();
+            raised.inc();
             let channel = || {
                 r.channel()
                     .as_str_name()
@@ -309,10 +312,9 @@ impl Metrics {
                     // on-time rate rules would miss the dossier.
                     let [a, f, c] = labels;
                     let p = r.procedure_code.as_str();
-                    if cache
-                        .precreated
-                        .insert(format!("{a}\u{1f}{f}\u{1f}{c}\u{1f}{p}"))
-                    {
+                    let key = format!("{a}\u{1f}{f}\u{1f}{c}\u{1f}{p}");
+                    let first = cache().precreated.insert(key);
+                    if first {
                         for outcome in OUTCOMES {
                             self.finished.with_label_values(&[a, f, c, outcome]);
                             self.finished_by_procedure
