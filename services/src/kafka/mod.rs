@@ -21,8 +21,8 @@ pub(crate) use runtime::EngineFactory;
 use crate::config::KafkaSection;
 use crate::serve::{cluster::Peers, metrics::Metrics, node::SharedCalendars, Listen, Services};
 
-/// Creates the topics, starts the consumer thread (and its partition threads) and serves gRPC and HTTP until a
-/// signal; then stops the consumer (last checkpoint, leave the group).
+/// Creates the topics, starts the consumer thread (and its partition threads) and serves
+/// gRPC and HTTP until a signal; then stops the consumer (last checkpoint, leave the group).
 pub(crate) fn run(
     tokio: &tokio::runtime::Runtime,
     kafka: KafkaSection,

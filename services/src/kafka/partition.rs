@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 
 use dunghan_core::{Engine, Kind, Raised};
-use dunghan_proto::v1::{ChangelogEntry, DossierEvent, DossierHistory, PartitionCheckpoint};
+use dunghan_proto::v1::{ChangelogEntry, DossierEvent, PartitionCheckpoint};
 use dunghan_proto::v1::{PublishStatus, SlaEvent};
 use prost::Message;
 
@@ -79,6 +79,18 @@ pub(crate) fn apply_history(
         engine.apply(&event, out);
     }
     Ok(())
+}
+
+/// A dossier's history as its changelog value (`DossierHistory`), encoded from the entries
+/// in place: building a `DossierHistory` first would copy every event of it, at every
+/// checkpoint that finds the dossier changed.
+fn encode_history(entries: &[ChangelogEntry]) -> Vec<u8> {
+    let len = prost::encoding::message::encoded_len_repeated(1, entries);
+    let mut out = Vec::with_capacity(len);
+    for entry in entries {
+        prost::encoding::message::encode(1, entry, &mut out);
+    }
+    out
 }
 
 impl Partition {
@@ -269,11 +281,7 @@ impl Partition {
         let mut records = Vec::with_capacity(self.dirty.len() + self.forgotten.len() + 1);
         for id in self.dirty.drain() {
             if let Some(entries) = self.histories.get(&id) {
-                let value = DossierHistory {
-                    entries: entries.clone(),
-                }
-                .encode_to_vec();
-                records.push((id.to_string(), Some(value)));
+                records.push((id.to_string(), Some(encode_history(entries))));
             }
         }
         for id in self.forgotten.drain(..) {
@@ -311,6 +319,7 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dunghan_proto::v1::DossierHistory;
     use dunghan_core::{Catalog, EngineConfig};
 
     const CATALOG: &str = include_str!("../../../tests/scenarios/catalog.toml");
@@ -419,6 +428,31 @@ mod tests {
             }
         }
         (histories, checkpoint)
+    }
+
+    #[test]
+    fn a_history_encoded_in_place_is_the_dossier_history_message() {
+        let entries: Vec<ChangelogEntry> = (0..3)
+            .map(|i| ChangelogEntry {
+                offset: i,
+                present: NOW + i,
+                stream_time: if i == 0 { i64::MIN } else { NOW },
+                event: vec![i as u8; 40 * i as usize],
+            })
+            .collect();
+        let bytes = encode_history(&entries);
+        assert_eq!(
+            bytes,
+            DossierHistory {
+                entries: entries.clone()
+            }
+            .encode_to_vec()
+        );
+        assert_eq!(
+            DossierHistory::decode(bytes.as_slice()).unwrap().entries,
+            entries
+        );
+        assert!(encode_history(&[]).is_empty());
     }
 
     #[test]

@@ -177,7 +177,11 @@ impl ClientContext for Context {
         let Some(topic) = statistics.topics.get(&self.shared.cfg.input_topic) else {
             return;
         };
-        let owned = self.shared.partitions();
+        // Never waits: the next report comes in 5 s, and this callback must not block on
+        // the lock a rebalance on the same thread may hold.
+        let Ok(owned) = self.shared.partitions.try_read() else {
+            return;
+        };
         for (p, stats) in &topic.partitions {
             if owned.contains_key(p) && stats.consumer_lag >= 0 {
                 self.shared

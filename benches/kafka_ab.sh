@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Kafka-mode throughput of two or more variants of `dunghan serve` (settings or builds),
+# alternated on one broker and one input, so that the machine's drift between runs falls
+# on every variant alike. Each run has its own output, changelog and dead-letter topics and
+# its own group; the bare consumer is measured once, on the same input.
+#
+#   VARIANTS="DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64" \
+#       benches/kafka_ab.sh
+#   VARIANTS="BIN=/tmp/old-build;BIN=target/release" ROUNDS=5 benches/kafka_ab.sh
+#
+# A variant is `NAME=value` pairs separated by spaces, exported for that run (`BIN` names
+# a directory holding another `dunghan` binary). ROUNDS (3) rounds of every variant;
+# DOSSIERS (100 000) as in kafka_throughput.sh. Prints one line per run: events/s, ratio to
+# the bare consumer, serve's CPU per event, and the CPU seconds of serve's threads.
+DOSSIERS="${DOSSIERS:-100000}"
+: "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64\"}"
+source "$(dirname "$0")/kafka_common.sh"
+
+"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --catalog-out "$DIR/catalog.toml" \
+    --out "$DIR/events.jsonl" 2>/dev/null
+create_topics "$DIR/catalog.toml"
+"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --kafka-brokers "$BROKER" \
+    --kafka-format json --topic dunghan.dossier-events 2> "$DIR/loadgen.log"
+EVENTS="$(wc -l < "$DIR/events.jsonl")"
+read -r _ _ BARE_RATE < <("$BIN/bare-consumer" "$BROKER" dunghan.dossier-events 2>/dev/null)
+echo "bare rdkafka consumer: $BARE_RATE records/s ($EVENTS records)"
+
+# CPU seconds of each of serve's threads, by name (partition threads summed), one per line.
+threads() {
+    for t in /proc/"$SERVE_PID"/task/*; do
+        printf '%s %s %s\n' "${t##*/}" "$(tr ' ' _ < "$t/comm")" "$(awk '{ print $1 }' "$t/schedstat")"
+    done
+}
+
+IFS=';' read -ra VARS <<< "$VARIANTS"
+n=0
+for _ in $(seq "${ROUNDS:-3}"); do
+    for v in "${VARS[@]}"; do
+        n=$((n + 1))
+        (
+            # shellcheck disable=SC2086 # a variant is several NAME=value words
+            export $v DUNGHAN__KAFKA__OUTPUT_TOPIC="ab.out.$n" \
+                DUNGHAN__KAFKA__CHANGELOG_TOPIC="ab.changelog.$n" \
+                DUNGHAN__KAFKA__DEAD_LETTER_TOPIC="ab.dead-letter.$n"
+            serve "ab$n" "$DIR/catalog.toml"
+            wait_ready
+            threads > "$DIR/threads0"
+            START="$(date +%s.%N)" CPU0="$(cpu "$SERVE_PID")"
+            wait_events "$EVENTS"
+            END="$(date +%s.%N)" CPU1="$(cpu "$SERVE_PID")"
+            threads > "$DIR/threads1"
+
+            python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
+                "$DIR/threads0" "$DIR/threads1" <<'PY'
+import collections, sys
+v, n, start, end, bare, c0, c1 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:8])
+def load(path):  # thread id -> (name, CPU ns)
+    return {l.split()[0]: (l.split()[1], int(l.split()[2])) for l in open(path)}
+by = collections.Counter()
+before = load(sys.argv[8])
+for tid, (name, ns) in load(sys.argv[9]).items():
+    name = "dunghan-p*" if name.startswith("dunghan-p") else name
+    by[name] += (ns - before.get(tid, (name, 0))[1]) / 1e9
+rate = n / (end - start)
+print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event;",
+      " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01))
+PY
+            stop_serve
+        )
+    done
+done
