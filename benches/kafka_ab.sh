@@ -49,7 +49,6 @@ for _ in $(seq "${ROUNDS:-3}"); do
             wait_events "$EVENTS"
             END="$(date +%s.%N)" CPU1="$(cpu "$SERVE_PID")"
             threads > "$DIR/threads1"
-
             python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
                 "$DIR/threads0" "$DIR/threads1" <<'PY'
 import collections, sys
