@@ -319,8 +319,8 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dunghan_proto::v1::DossierHistory;
     use dunghan_core::{Catalog, EngineConfig};
+    use dunghan_proto::v1::DossierHistory;
 
     const CATALOG: &str = include_str!("../../../tests/scenarios/catalog.toml");
     const EVENTS: &str = include_str!("../../../tests/scenarios/apology-overdue-step-ladder.jsonl");

@@ -778,6 +778,14 @@ fn reset(shared: &Shared, consumer: &BaseConsumer<Context>) {
     shared.ready.store(false, Ordering::Relaxed);
     // Its records were not all delivered: the restore starts from the last durable one.
     shared.pending().take();
+    // What is still in flight lands (or fails) before the restore reads the output tail:
+    // output delivered after that read would be raised again. A failure here is only
+    // output the tail will not have, which the restore regenerates.
+    if let Err(e) = shared.producer.flush(FLUSH_TIMEOUT) {
+        tracing::warn!(error = %e, "flushing before the reset");
+    }
+    // Counted now, so that they do not fail the first checkpoint after the reset.
+    let _ = check_deliveries(shared, "in-flight");
     let ids: Vec<i32> = parts.keys().copied().collect();
     for p in restore_with_retries(shared, &ids) {
         let (id, offset) = (p.id, shared.resume_at(&p));
