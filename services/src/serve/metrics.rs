@@ -313,8 +313,10 @@ impl Metrics {
                     let [a, f, c] = labels;
                     let p = r.procedure_code.as_str();
                     let key = format!("{a}\u{1f}{f}\u{1f}{c}\u{1f}{p}");
-                    let first = cache().precreated.insert(key);
-                    if first {
+                    // Created under the lock (once per key): a thread that finds the key
+                    // finds the series too.
+                    let mut held = cache();
+                    if held.precreated.insert(key) {
                         for outcome in OUTCOMES {
                             self.finished.with_label_values(&[a, f, c, outcome]);
                             self.finished_by_procedure
