@@ -25,7 +25,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// written by every partition thread): a pause waits for at most this many.
 const RECORDS_PER_LOCK: usize = 64;
 
-/// Starts the thread of input partition `id`, reading `queue`, until `stop`.
+/// Starts the thread of input partition `id`, reading `queue`, until `stop`. A panic in it
+/// stops the process (as a poisoned partition lock does): a partition nobody applies would
+/// only fall behind, where a restart gives it to an instance that does.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     queue: PartitionQueue<Context>,
@@ -34,7 +36,15 @@ pub(crate) fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("dunghan-p{id}"))
-        .spawn(move || run(&shared, &queue, id, &stop))
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&shared, &queue, id, &stop)
+            }));
+            if ran.is_err() {
+                tracing::error!(partition = id, "partition thread panicked: exiting");
+                std::process::exit(1);
+            }
+        })
 }
 
 fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicBool) {
