@@ -203,8 +203,6 @@ impl ConsumerContext for Context {
     ) {
         use rdkafka::types::RDKafkaRespErr as E;
         let shared = &self.shared;
-        // Every partition thread pauses between two records until the change is done.
-        let mut parts = shared.partitions_mut();
         match err {
             E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 shared
@@ -221,7 +219,12 @@ impl ConsumerContext for Context {
                     .iter()
                     .map(|e| e.partition())
                     .collect();
-                for p in restore_with_retries(shared, &ids) {
+                // Restored before the lock is taken (queries meanwhile see what is owned,
+                // nothing after a revocation); no record of these partitions flows before
+                // `assign`.
+                let restored = restore_with_retries(shared, &ids);
+                let mut parts = shared.partitions_mut();
+                for p in restored {
                     let offset = shared.resume_at(&p);
                     if let Err(e) = tpl.set_partition_offset(&topic, p.id, offset) {
                         tracing::error!(partition = p.id, error = %e, "cannot set the start offset");
@@ -239,6 +242,8 @@ impl ConsumerContext for Context {
                 tracing::info!(partitions = ?ids, seconds = took, "assigned and restored");
             }
             E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Every partition thread pauses between two records until they are gone.
+                let mut parts = shared.partitions_mut();
                 if consumer.assignment_lost() {
                     // Someone else may own them already: write nothing more.
                     shared
