@@ -3,6 +3,7 @@
 
 use dunghan_proto::v1::{DossierEvent, SlaEvent};
 use prost::Message;
+use rdkafka::message::{Header, OwnedHeaders};
 
 /// Header: the raised event's deterministic id (read back to suppress repeats).
 pub(crate) const ID_HEADER: &str = "dunghan-id";
@@ -43,6 +44,18 @@ pub(crate) fn decode(payload: &[u8], content_type: Option<&str>) -> Result<Dossi
     } else {
         DossierEvent::decode(payload).map_err(|e| format!("invalid protobuf event: {e}"))
     }
+}
+
+/// Headers of an output record, by (name, value), in order.
+pub(crate) fn headers<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {
+    pairs
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        })
 }
 
 /// Encodes a raised event as configured (`json` or protobuf).

@@ -14,7 +14,7 @@ use dunghan_proto::v1::{DossierHistory, PartitionCheckpoint, SlaEvent};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -441,19 +441,11 @@ fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> 
     let content_type = if json { codec::JSON } else { codec::PROTOBUF };
     for e in raised {
         let payload = codec::encode(e, json);
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: ID_HEADER,
-                value: Some(e.id.as_bytes()),
-            })
-            .insert(Header {
-                key: INPUT_HEADER,
-                value: Some(input.as_bytes()),
-            })
-            .insert(Header {
-                key: CONTENT_TYPE,
-                value: Some(content_type.as_bytes()),
-            });
+        let headers = codec::headers([
+            (ID_HEADER, e.id.as_str()),
+            (INPUT_HEADER, input),
+            (CONTENT_TYPE, content_type),
+        ]);
         let record = shared
             .record(&shared.cfg.output_topic)
             .partition(p)
@@ -482,25 +474,15 @@ fn produce_dead_letter(
     (code, message): &(String, String),
     content_type: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut headers = OwnedHeaders::new()
-        .insert(Header {
-            key: REASON_HEADER,
-            value: Some(code.as_bytes()),
-        })
-        .insert(Header {
-            key: MESSAGE_HEADER,
-            value: Some(message.as_bytes()),
-        })
-        .insert(Header {
-            key: INPUT_HEADER,
-            value: Some(input.as_bytes()),
-        });
-    if let Some(t) = content_type {
-        headers = headers.insert(Header {
-            key: CONTENT_TYPE,
-            value: Some(t.as_bytes()),
-        });
-    }
+    let headers = codec::headers(
+        [
+            (REASON_HEADER, code.as_str()),
+            (MESSAGE_HEADER, message.as_str()),
+            (INPUT_HEADER, input),
+        ]
+        .into_iter()
+        .chain(content_type.map(|t| (CONTENT_TYPE, t))),
+    );
     let mut record = shared
         .record(&shared.cfg.dead_letter_topic)
         .payload(m.payload().unwrap_or_default())
@@ -531,8 +513,6 @@ pub(crate) fn handle(
         .to_millis()
         .filter(|ms| *ms > 0)
         .map_or_else(wall_clock, |ms| ms.div_euclid(1000));
-    let content_type = io::header(m, CONTENT_TYPE);
-    let input = format!("{id}/{}", m.offset());
     let done: Processed = {
         let Some(p) = parts.get(&id) else {
             return Ok(()); // revoked meanwhile
@@ -541,6 +521,8 @@ pub(crate) fn handle(
         if m.offset() < p.next_offset {
             return Ok(()); // applied before the last checkpoint
         }
+        let content_type = io::header(m, CONTENT_TYPE);
+        let input = format!("{id}/{}", m.offset());
         let done = p.process(m.offset(), present, m.key(), m.payload(), content_type);
         let sent = produce_raised(shared, id, &input, &done.raised).and_then(|()| {
             done.dead_letter.as_ref().map_or(Ok(()), |dead| {
