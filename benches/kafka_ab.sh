@@ -45,12 +45,13 @@ for _ in $(seq "${ROUNDS:-3}"); do
             serve "ab$n" "$DIR/catalog.toml"
             wait_ready
             threads > "$DIR/threads0"
-            START="$(date +%s.%N)" CPU0="$(cpu "$SERVE_PID")"
+            START="$(date +%s.%N)" CPU0="$(cpu "$SERVE_PID")" SYS0="$(sys_cpu "$SERVE_PID")"
             wait_events "$EVENTS"
-            END="$(date +%s.%N)" CPU1="$(cpu "$SERVE_PID")"
+            END="$(date +%s.%N)" CPU1="$(cpu "$SERVE_PID")" SYS1="$(sys_cpu "$SERVE_PID")" \
+                RSS="$(rss "$SERVE_PID")"
             threads > "$DIR/threads1"
             python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
-                "$DIR/threads0" "$DIR/threads1" <<'PY'
+                "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" <<'PY'
 import collections, sys
 v, n, start, end, bare, c0, c1 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:8])
 def load(path):  # thread id -> (name, CPU ns)
@@ -60,8 +61,9 @@ before = load(sys.argv[8])
 for tid, (name, ns) in load(sys.argv[9]).items():
     name = "dunghan-p*" if name.startswith("dunghan-p") else name
     by[name] += (ns - before.get(tid, (name, 0))[1]) / 1e9
-rate = n / (end - start)
-print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event;",
+rate, sys_s = n / (end - start), float(sys.argv[11]) - float(sys.argv[10])
+print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event"
+      f" (kernel {sys_s:.2f} s), resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
       " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01))
 PY
             stop_serve

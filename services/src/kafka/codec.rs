@@ -40,7 +40,11 @@ pub(crate) fn decode(payload: &[u8], content_type: Option<&str>) -> Result<Dossi
         return Err("empty payload".into());
     }
     if is_json(payload, content_type) {
-        serde_json::from_slice(payload).map_err(|e| format!("invalid JSON event: {e}"))
+        // One UTF-8 check of the whole payload: from a `str`, serde_json checks no string
+        // again (from bytes it checks each, about 3 % of a partition thread's work).
+        let text = std::str::from_utf8(payload)
+            .map_err(|e| format!("invalid JSON event: not UTF-8 ({e})"))?;
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON event: {e}"))
     } else {
         DossierEvent::decode(payload).map_err(|e| format!("invalid protobuf event: {e}"))
     }
@@ -58,18 +62,44 @@ pub(crate) fn headers<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -
         })
 }
 
-/// Encodes a raised event as configured (`json` or protobuf).
-pub(crate) fn encode(event: &SlaEvent, json: bool) -> Vec<u8> {
+/// `partition/offset` of an input record (the [`INPUT_HEADER`] value).
+pub(crate) fn input_id(partition: i32, offset: i64) -> String {
+    let (mut p, mut o) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (p, o) = (p.format(partition), o.format(offset));
+    let mut id = String::with_capacity(p.len() + 1 + o.len());
+    id.push_str(p);
+    id.push('/');
+    id.push_str(o);
+    id
+}
+
+/// Encodes a raised event as configured (`json` or protobuf) into `out`, emptied first
+/// (one buffer serves every record a thread sends; the producer copies it).
+pub(crate) fn encode(event: &SlaEvent, json: bool, out: &mut Vec<u8>) {
+    out.clear();
     if json {
-        serde_json::to_vec(event).unwrap_or_default()
+        // Writing into a Vec fails only if the serializer does, which SlaEvent's cannot.
+        let _ = serde_json::to_writer(&mut *out, event);
     } else {
-        event.encode_to_vec()
+        out.reserve(event.encoded_len());
+        // Cannot fail: the buffer grows as needed.
+        let _ = event.encode(out);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_ids_are_partition_slash_offset() {
+        assert_eq!(input_id(3, 1_234_567), "3/1234567");
+        assert_eq!(input_id(0, 0), "0/0");
+        assert_eq!(
+            input_id(i32::MAX, i64::MAX),
+            format!("{}/{}", i32::MAX, i64::MAX)
+        );
+    }
 
     #[test]
     fn both_forms_decode_to_the_same_event_and_garbage_says_why() {
@@ -85,6 +115,9 @@ mod tests {
             .unwrap_err()
             .contains("invalid protobuf"));
         assert_eq!(decode(b"", None).unwrap_err(), "empty payload");
+        assert!(decode(b"{\"eventId\":\"\xff\"}", Some(JSON))
+            .unwrap_err()
+            .contains("not UTF-8"));
         let ts = br#"{"eventId":"e1","dossierId":"D","occurredAt":"2026-10-05T10:00:00","resultReady":{}}"#;
         assert!(
             decode(ts, Some(JSON)).is_err(),

@@ -3,12 +3,13 @@
 //! restore. Pure: records, times and histories come in as arguments, so every rule of the
 //! exactly-once argument (README "Kafka mode") is unit-tested without a broker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
 use dunghan_core::{Engine, Kind, Raised};
+use dunghan_proto::v1::dossier_event::Payload;
 use dunghan_proto::v1::{ChangelogEntry, DossierEvent, PartitionCheckpoint};
 use dunghan_proto::v1::{PublishStatus, SlaEvent};
 use prost::Message;
@@ -18,8 +19,9 @@ use crate::convert::{to_event, to_sla_event};
 
 /// Each dossier's applied history by dossier id. Fx hashing: a restore inserts every
 /// dossier of the partition twice (read, then rebuilt), and hashing with the default
-/// SipHash was about a tenth of a restore's profile (BENCHMARKS.md).
-pub(crate) type Histories<V = Vec<ChangelogEntry>> = HashMap<Arc<str>, V, FxBuildHasher>;
+/// SipHash was about a tenth of a restore's profile (BENCHMARKS.md). hashbrown's map for
+/// `get_key_value_mut`: an event of a known dossier reuses the id its history is keyed by.
+pub(crate) type Histories<V = Vec<ChangelogEntry>> = hashbrown::HashMap<Arc<str>, V, FxBuildHasher>;
 /// Ids to suppress (output written after the checkpoint).
 pub(crate) type Ids = HashSet<String, FxBuildHasher>;
 
@@ -36,7 +38,8 @@ pub(crate) struct Processed {
     /// Accepted, duplicate or rejected (for the events metric); `None` when the record
     /// was applied before a crash and is skipped.
     pub(crate) status: Option<PublishStatus>,
-    /// The decoded event, when it was accepted (for the ratings and apologies metrics).
+    /// What the metrics read of an accepted event: its payload, if it handed a step
+    /// over, rated the service or issued an apology (the rest is left empty).
     pub(crate) accepted: Option<DossierEvent>,
 }
 
@@ -167,10 +170,26 @@ impl Partition {
         self.engine.set_present(present);
         let mut raised = Vec::new();
         let mut processed = Processed::default();
-        let decoded = codec::decode(payload.unwrap_or_default(), content_type)
-            .and_then(|e| to_event(e.clone()).map(|core| (e, core)));
-        let (wire, event) = match decoded {
-            Ok(pair) => pair,
+        let json = payload.is_none_or(|bytes| codec::is_json(bytes, content_type));
+        // The decoded event is moved into the engine's form; kept of it are its protobuf
+        // (the changelog's form: a protobuf input is kept as it came) and what the metrics
+        // read (the payload of a step handed over, a rating or an issued apology).
+        let decoded = codec::decode(payload.unwrap_or_default(), content_type).and_then(|wire| {
+            let stored = if json {
+                wire.encode_to_vec()
+            } else {
+                Vec::new()
+            };
+            let counted = match &wire.payload {
+                Some(
+                    Payload::StepStarted(_) | Payload::CitizenRated(_) | Payload::ApologyIssued(_),
+                ) => wire.payload.clone(),
+                _ => None,
+            };
+            to_event(wire).map(|event| (event, stored, counted))
+        });
+        let (event, stored, counted) = match decoded {
+            Ok(decoded) => decoded,
             Err(why) => {
                 let dossier = key.and_then(|k| std::str::from_utf8(k).ok()).unwrap_or("");
                 let at = format!("kafka:{}/{offset}", self.id);
@@ -182,9 +201,10 @@ impl Partition {
             }
         };
         // Applied before a crash (its dossier's history already has it or a later record).
+        let dossier = event.dossier_id.as_str();
         if self
             .histories
-            .get(wire.dossier_id.as_str())
+            .get(dossier)
             .and_then(|h| h.last())
             .is_some_and(|last| last.offset >= offset)
         {
@@ -195,7 +215,7 @@ impl Partition {
         self.engine.apply(&event, &mut raised);
         let rejected = raised
             .iter()
-            .find(|r| r.kind() == Kind::Rejected && r.event_id == wire.event_id);
+            .find(|r| r.kind() == Kind::Rejected && r.event_id == event.event_id);
         processed.status = Some(if self.engine.duplicates() > duplicates {
             PublishStatus::Duplicate
         } else if let Some(r) = rejected {
@@ -206,25 +226,23 @@ impl Partition {
             self.stream_time = self.stream_time.max(event.occurred_at);
             PublishStatus::Accepted
         });
-        if processed.status != Some(PublishStatus::Duplicate) && self.engine.knows(&wire.dossier_id)
-        {
-            // A protobuf input is kept as it came; JSON is stored as protobuf.
-            let event = match payload {
-                Some(bytes) if !codec::is_json(bytes, content_type) => bytes.to_vec(),
-                _ => wire.encode_to_vec(),
-            };
+        if processed.status != Some(PublishStatus::Duplicate) && self.engine.knows(dossier) {
             let entry = ChangelogEntry {
                 offset,
                 present: self.engine.present(),
                 stream_time: stream_before,
-                event,
+                event: match payload {
+                    Some(bytes) if !json => bytes.to_vec(),
+                    _ => stored,
+                },
             };
-            let id: Arc<str> = wire.dossier_id.as_str().into();
-            self.histories.entry(id.clone()).or_default().push(entry);
-            self.dirty.insert(id);
+            self.record(dossier, entry);
         }
         if processed.status == Some(PublishStatus::Accepted) {
-            processed.accepted = Some(wire);
+            processed.accepted = Some(DossierEvent {
+                payload: counted,
+                ..DossierEvent::default()
+            });
         }
         // Every rule due by the stream time fires now, also those of a dossier whose
         // events arrive late: so a checkpoint's stream time always means "fired through",
@@ -235,6 +253,23 @@ impl Partition {
         self.collect_forgotten();
         processed.raised = self.output(raised);
         processed
+    }
+
+    /// Appends `entry` to `dossier`'s history and marks it changed. The dossier's id is
+    /// allocated once, when its history starts, and shared by the dirty set.
+    fn record(&mut self, dossier: &str, entry: ChangelogEntry) {
+        let id = match self.histories.get_key_value_mut(dossier) {
+            Some((id, entries)) => {
+                entries.push(entry);
+                id.clone()
+            }
+            None => {
+                let id: Arc<str> = dossier.into();
+                self.histories.insert(id.clone(), vec![entry]);
+                id
+            }
+        };
+        self.dirty.insert(id);
     }
 
     /// Moves stream time to the wall clock (the consumer has caught up with this
@@ -281,11 +316,11 @@ impl Partition {
         let mut records = Vec::with_capacity(self.dirty.len() + self.forgotten.len() + 1);
         for id in self.dirty.drain() {
             if let Some(entries) = self.histories.get(&id) {
-                records.push((id.to_string(), Some(encode_history(entries))));
+                records.push((String::from(&*id), Some(encode_history(entries))));
             }
         }
         for id in self.forgotten.drain(..) {
-            records.push((id.to_string(), None));
+            records.push((String::from(&*id), None));
         }
         self.output_end = self.output_end.max(output_end);
         let checkpoint = PartitionCheckpoint {

@@ -25,7 +25,7 @@ use super::io::{self, Producer};
 use super::metrics::KafkaMetrics;
 use super::partition::{Histories, Ids, Partition, Processed, CHECKPOINT_KEY};
 use crate::config::KafkaSection;
-use crate::serve::metrics::Metrics;
+use crate::serve::metrics::{Metrics, Tally};
 use crate::serve::node::wall_clock;
 
 /// Builds a fresh engine (catalog, calendars, rules) for a partition or a query replay.
@@ -439,8 +439,9 @@ fn send(shared: &Shared, mut record: Record<'_>) -> anyhow::Result<()> {
 fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> anyhow::Result<()> {
     let json = shared.cfg.output_format == "json";
     let content_type = if json { codec::JSON } else { codec::PROTOBUF };
+    let mut payload = Vec::new();
     for e in raised {
-        let payload = codec::encode(e, json);
+        codec::encode(e, json, &mut payload);
         let headers = codec::headers([
             (ID_HEADER, e.id.as_str()),
             (INPUT_HEADER, input),
@@ -458,8 +459,8 @@ fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> 
 }
 
 /// Counts sent raised events and hands them to the watchers (after the partition's lock).
-fn publish(shared: &Shared, raised: Vec<SlaEvent>) {
-    shared.metrics.observe(&raised);
+fn publish(shared: &Shared, raised: Vec<SlaEvent>, tally: &mut Tally) {
+    shared.metrics.observe_into(tally, &raised);
     if !raised.is_empty() && shared.watchers.receiver_count() > 0 {
         // A subscriber that left meanwhile is not an error.
         let _ = shared.watchers.send(Arc::new(raised));
@@ -506,6 +507,7 @@ pub(crate) fn handle(
     shared: &Shared,
     parts: &Owned,
     m: &BorrowedMessage<'_>,
+    tally: &mut Tally,
 ) -> anyhow::Result<()> {
     let id = m.partition();
     let present = m
@@ -522,16 +524,18 @@ pub(crate) fn handle(
             return Ok(()); // applied before the last checkpoint
         }
         let content_type = io::header(m, CONTENT_TYPE);
-        let input = format!("{id}/{}", m.offset());
         let done = p.process(m.offset(), present, m.key(), m.payload(), content_type);
-        let sent = produce_raised(shared, id, &input, &done.raised).and_then(|()| {
-            done.dead_letter.as_ref().map_or(Ok(()), |dead| {
-                produce_dead_letter(shared, m, &input, dead, content_type)
-            })
-        });
-        if let Err(e) = sent {
-            write_failed(shared);
-            return Err(e);
+        if !done.raised.is_empty() || done.dead_letter.is_some() {
+            let input = codec::input_id(id, m.offset());
+            let sent = produce_raised(shared, id, &input, &done.raised).and_then(|()| {
+                done.dead_letter.as_ref().map_or(Ok(()), |dead| {
+                    produce_dead_letter(shared, m, &input, dead, content_type)
+                })
+            });
+            if let Err(e) = sent {
+                write_failed(shared);
+                return Err(e);
+            }
         }
         done
     };
@@ -542,7 +546,7 @@ pub(crate) fn handle(
             .map_or("", |(code, _)| code.as_str());
         shared
             .metrics
-            .count_event(status, reason, done.accepted.as_ref());
+            .count_event_into(tally, status, reason, done.accepted.as_ref());
     }
     if let Some((code, _)) = &done.dead_letter {
         shared
@@ -551,13 +555,18 @@ pub(crate) fn handle(
             .with_label_values(&[code.as_str()])
             .inc();
     }
-    publish(shared, done.raised);
+    publish(shared, done.raised, tally);
     Ok(())
 }
 
 /// Moves owned partition `id`'s stream time to the wall clock (its records are all
 /// applied) and sends what fires.
-pub(crate) fn advance(shared: &Shared, parts: &Owned, id: i32) -> anyhow::Result<()> {
+pub(crate) fn advance(
+    shared: &Shared,
+    parts: &Owned,
+    id: i32,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
     let Some(p) = parts.get(&id) else {
         return Ok(());
     };
@@ -570,7 +579,7 @@ pub(crate) fn advance(shared: &Shared, parts: &Owned, id: i32) -> anyhow::Result
         }
         raised
     };
-    publish(shared, raised);
+    publish(shared, raised, tally);
     Ok(())
 }
 
@@ -798,10 +807,14 @@ const HOUSEKEEPING_EVERY: u32 = 64;
 const CONSUMER_POLL: Duration = Duration::from_millis(20);
 
 /// Moves the caught-up partitions' stream time to the wall clock; writes what fires.
-fn advance_caught_up(shared: &Shared, caught_up: &HashSet<i32>) -> anyhow::Result<()> {
+fn advance_caught_up(
+    shared: &Shared,
+    caught_up: &HashSet<i32>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
     let parts = shared.partitions();
     for id in caught_up {
-        advance(shared, &parts, *id)?;
+        advance(shared, &parts, *id, tally)?;
     }
     Ok(())
 }
@@ -866,6 +879,7 @@ pub(crate) fn run(
     // `HOUSEKEEPING_EVERY` records or when a poll brings no record, not for each record
     // (the clock reads and locks of doing it for each record showed in serve's profile).
     let mut handled = 0u32;
+    let mut tally = Tally::new(&shared.metrics);
     while !stop.load(Ordering::Relaxed) {
         if shared.generation() != generation {
             generation = shared.generation();
@@ -880,7 +894,7 @@ pub(crate) fn run(
             }
             Some(Ok(m)) => {
                 caught_up.remove(&m.partition());
-                handle(&shared, &shared.partitions(), &m)
+                handle(&shared, &shared.partitions(), &m, &mut tally)
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 caught_up.insert(p);
@@ -903,8 +917,9 @@ pub(crate) fn run(
         handled = 0;
         if result.is_ok() && last_clock.elapsed() >= CLOCK_TICK {
             last_clock = Instant::now();
-            result = advance_caught_up(&shared, &caught_up);
+            result = advance_caught_up(&shared, &caught_up, &mut tally);
         }
+        tally.flush(!record);
         if result.is_ok() && shared.failing() {
             result = Err(anyhow::anyhow!("a partition thread's write failed"));
         }

@@ -17,6 +17,7 @@ use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::error::KafkaError;
 
 use super::runtime::{advance, handle, Context, Shared, CLOCK_TICK};
+use crate::serve::metrics::Tally;
 
 /// How long one poll of the partition's queue waits for a record: also the longest an
 /// assignment, revocation or reset waits for this thread to pause.
@@ -53,6 +54,7 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
     let mut caught_up = false;
     let mut generation = shared.generation();
     let mut last_clock = Instant::now();
+    let mut tally = Tally::new(&shared.metrics);
     while !stop.load(Ordering::Relaxed) {
         if shared.failing() {
             // A write failed: the consumer thread resets every partition; records wait.
@@ -68,15 +70,20 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
         // others take only what is already queued.
         let mut result = Ok(());
         let mut wait = POLL;
+        // Whether the queue ran dry: the counts go to the shared metrics at once.
+        let mut idle = false;
         for _ in 0..RECORDS_PER_LOCK {
             match queue.poll(wait) {
                 Some(Ok(m)) => {
                     caught_up = false;
-                    result = handle(shared, &parts, &m);
+                    result = handle(shared, &parts, &m, &mut tally);
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => caught_up = true,
                 Some(Err(e)) => tracing::warn!(partition = id, error = %e, "consumer"),
-                None => break,
+                None => {
+                    idle = true;
+                    break;
+                }
             }
             if result.is_err() {
                 break;
@@ -86,12 +93,13 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
         let result = result.and_then(|()| {
             if caught_up && last_clock.elapsed() >= CLOCK_TICK {
                 last_clock = Instant::now();
-                advance(shared, &parts, id)
+                advance(shared, &parts, id, &mut tally)
             } else {
                 Ok(())
             }
         });
         drop(parts);
+        tally.flush(idle || caught_up);
         if let Err(e) = result {
             tracing::error!(partition = id, error = %e, "write failed: the partitions reset");
         }

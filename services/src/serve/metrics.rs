@@ -1,15 +1,14 @@
 //! Prometheus metrics of the node: names, a private registry, and the `/metrics` and
 //! `/healthz` HTTP endpoints. Labels are bounded (outcomes, versions), never dossier ids.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dunghan_proto::v1::dossier_event::Payload;
-use dunghan_proto::v1::{DossierEvent, Outcome, PublishStatus, SlaEvent, SlaEventKind};
+use dunghan_proto::v1::{Channel, DossierEvent, Outcome, PublishStatus, SlaEvent, SlaEventKind};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// `ComputeDeadline` calls by result: ok, invalid_argument, not_found.
@@ -60,6 +59,9 @@ pub(crate) const STEPS_STARTED: &str = "dunghan_steps_started_total";
 /// at fault when it overruns.
 pub(crate) const STEPS_OVERDUE: &str = "dunghan_steps_overdue_total";
 
+mod tally;
+pub(crate) use tally::Tally;
+
 /// Outcome label values of [`FINISHED`] and [`FINISHED_BY_PROCEDURE`].
 const OUTCOMES: [&str; 4] = ["early", "on_time", "late", "ended"];
 
@@ -75,7 +77,6 @@ pub(crate) struct Metrics {
     apologies: IntCounterVec,
     pub(crate) open: IntGauge,
     pub(crate) open_by_state: prometheus::IntGaugeVec,
-    pub(crate) apologies_issued: IntCounterVec,
     pub(crate) pending_timers: IntGauge,
     pub(crate) ratings: IntCounterVec,
     pub(crate) time_ratio: Histogram,
@@ -86,17 +87,91 @@ pub(crate) struct Metrics {
     finished_by_procedure: IntCounterVec,
     steps_started: IntCounterVec,
     steps_overdue: IntCounterVec,
-    /// Handles looked up once, so the per-event path skips the label hashing.
+    /// Outcome series already created at zero.
     cache: Arc<Mutex<Cache>>,
+    /// Label values of `SlaEventKind`s and `Channel`s, made once.
+    kind_labels: Arc<[String]>,
+    channel_labels: Arc<[String]>,
 }
 
-/// Counters already looked up by label values.
+/// What the shared path remembers across threads.
 #[derive(Debug, Default)]
 struct Cache {
-    /// `raised` by (kind, level).
-    raised: HashMap<(i32, u32), IntCounter>,
     /// (agency, field, channel, procedure) whose outcome series exist.
     precreated: HashSet<String>,
+}
+
+/// The counter vectors the per-event path adds to, as a [`Sink`] names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Series {
+    Events,
+    Received,
+    Finished,
+    FinishedByProcedure,
+    Raised,
+    StepsStarted,
+    StepsOverdue,
+    Apologies,
+    Ratings,
+}
+
+impl Series {
+    pub(crate) const ALL: [Series; 9] = [
+        Series::Events,
+        Series::Received,
+        Series::Finished,
+        Series::FinishedByProcedure,
+        Series::Raised,
+        Series::StepsStarted,
+        Series::StepsOverdue,
+        Series::Apologies,
+        Series::Ratings,
+    ];
+}
+
+/// Where the per-event path counts: straight into the shared counters ([`Direct`]), or
+/// into a thread's [`Tally`] that adds to them now and then.
+pub(crate) trait Sink {
+    /// Adds 1 to `series` at `labels`.
+    fn inc(&mut self, metrics: &Metrics, series: Series, labels: &[&str]);
+    /// Whether the series made at zero under `key` may not exist yet: always, for the
+    /// shared counters; the first time this thread sees `key`, for a tally.
+    fn first_sight(&mut self, key: &[&str]) -> bool;
+}
+
+/// Counting straight into the shared counters (embedded mode: one lock-free increment
+/// after a label lookup per count).
+pub(crate) struct Direct;
+
+impl Sink for Direct {
+    fn inc(&mut self, metrics: &Metrics, series: Series, labels: &[&str]) {
+        metrics.series(series).with_label_values(labels).inc();
+    }
+
+    fn first_sight(&mut self, _: &[&str]) -> bool {
+        true
+    }
+}
+
+/// The label values of a protobuf enum, by number: its names (`name(n)`, values 0, 1, …
+/// up to the first number that is none) without `prefix`, in lower case.
+fn enum_labels(prefix: &str, name: impl Fn(i32) -> Option<&'static str>) -> Arc<[String]> {
+    (0..=i32::from(u8::MAX))
+        .map_while(name)
+        .map(|n| n.trim_start_matches(prefix).to_ascii_lowercase())
+        .collect()
+}
+
+/// Label values joined by U+001F (never in a label value), as one key.
+pub(crate) fn join(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(part);
+    }
+    key
 }
 
 fn counter(
@@ -245,10 +320,9 @@ impl Metrics {
             received,
             finished,
             raised,
-            apologies: apologies.clone(),
+            apologies,
             open,
             open_by_state,
-            apologies_issued: apologies.clone(),
             pending_timers,
             ratings,
             time_ratio,
@@ -260,101 +334,97 @@ impl Metrics {
             steps_started,
             steps_overdue,
             cache: Arc::default(),
+            kind_labels: enum_labels("SLA_EVENT_KIND_", |n| {
+                SlaEventKind::try_from(n).ok().map(|k| k.as_str_name())
+            }),
+            channel_labels: enum_labels("CHANNEL_", |n| {
+                Channel::try_from(n).ok().map(|c| c.as_str_name())
+            }),
         })
     }
 
-    /// Counts what a published event tells the metrics directly (the raised events are
-    /// counted by [`Metrics::observe`]): a step handed to a department.
-    pub(crate) fn published(&self, event: &dunghan_proto::v1::DossierEvent) {
-        use dunghan_proto::v1::dossier_event::Payload;
-        if let Some(Payload::StepStarted(s)) = &event.payload {
-            let department = [s.department_id.as_str()];
-            self.steps_started.with_label_values(&department).inc();
-            // Created at zero now, so the first overrun is an increase Prometheus sees.
-            self.steps_overdue.with_label_values(&department);
+    /// The counter vector of `series`.
+    fn series(&self, series: Series) -> &IntCounterVec {
+        match series {
+            Series::Events => &self.events,
+            Series::Received => &self.received,
+            Series::Finished => &self.finished,
+            Series::FinishedByProcedure => &self.finished_by_procedure,
+            Series::Raised => &self.raised,
+            Series::StepsStarted => &self.steps_started,
+            Series::StepsOverdue => &self.steps_overdue,
+            Series::Apologies => &self.apologies,
+            Series::Ratings => &self.ratings,
         }
     }
 
     /// Counts raised events that were stored for the first time (a restart's replay finds
     /// its events already stored, so nothing is counted twice).
     pub(crate) fn observe(&self, fresh: &[SlaEvent]) {
-        // The cache is locked only to look up or insert, never while counting: partition
-        // threads in Kafka mode observe side by side.
-        let cache = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        self.observe_into(&mut Direct, fresh);
+    }
+
+    /// [`Metrics::observe`], counted into `sink`. Series that must exist at zero before
+    /// their first increase (a counter born at 1 is an increase `increase()` never sees)
+    /// are created here, in the shared registry, whatever the sink.
+    pub(crate) fn observe_into(&self, sink: &mut impl Sink, fresh: &[SlaEvent]) {
         for r in fresh {
             let kind = r.kind();
-            let raised = cache()
-                .raised
-                .entry((kind as i32, r.level))
-                .or_insert_with(|| {
-                    let kind_name = kind
-                        .as_str_name()
-                        .trim_start_matches("SLA_EVENT_KIND_")
-                        .to_ascii_lowercase();
-                    self.raised
-                        .with_label_values(&[kind_name.as_str(), &r.level.to_string()])
-                })
-                .clone();
-            raised.inc();
-            let channel = || {
-                r.channel()
-                    .as_str_name()
-                    .trim_start_matches("CHANNEL_")
-                    .to_ascii_lowercase()
-            };
+            let mut level = itoa::Buffer::new();
+            let kind_label = self
+                .kind_labels
+                .get(kind as usize)
+                .map_or("", String::as_str);
+            sink.inc(self, Series::Raised, &[kind_label, level.format(r.level)]);
+            let channel = self.channel_labels.get(r.channel() as usize);
+            let channel = channel.map_or("", String::as_str);
             match kind {
                 SlaEventKind::DeadlineComputed => {
-                    let channel = channel();
-                    let labels = [r.agency_id.as_str(), r.field.as_str(), channel.as_str()];
-                    self.received.with_label_values(&labels).inc();
-                    // Every outcome series exists at zero from the receipt on: a counter
-                    // born at 1 would be an increase that `increase()` never sees, and the
+                    let [a, f, c] = [r.agency_id.as_str(), r.field.as_str(), channel];
+                    sink.inc(self, Series::Received, &[a, f, c]);
+                    // Every outcome series exists at zero from the receipt on, or the
                     // on-time rate rules would miss the dossier.
-                    let [a, f, c] = labels;
                     let p = r.procedure_code.as_str();
-                    let key = format!("{a}\u{1f}{f}\u{1f}{c}\u{1f}{p}");
-                    // Created under the lock (once per key): a thread that finds the key
-                    // finds the series too.
-                    let mut held = cache();
-                    if held.precreated.insert(key) {
-                        for outcome in OUTCOMES {
-                            self.finished.with_label_values(&[a, f, c, outcome]);
-                            self.finished_by_procedure
-                                .with_label_values(&[a, p, outcome]);
+                    if sink.first_sight(&[a, f, c, p]) {
+                        // Created under the lock (once per key): a thread that finds the
+                        // key finds the series too.
+                        let mut held = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                        if held.precreated.insert(join(&[a, f, c, p])) {
+                            for outcome in OUTCOMES {
+                                self.finished.with_label_values(&[a, f, c, outcome]);
+                                self.finished_by_procedure
+                                    .with_label_values(&[a, p, outcome]);
+                            }
                         }
                     }
                 }
                 SlaEventKind::Outcome => {
-                    let channel = channel();
-                    let labels = [r.agency_id.as_str(), r.field.as_str(), channel.as_str()];
                     let outcome = match r.outcome() {
                         Outcome::Early => OUTCOMES[0],
                         Outcome::OnTime => OUTCOMES[1],
                         Outcome::Late => OUTCOMES[2],
                         Outcome::Unspecified => OUTCOMES[3],
                     };
-                    let [a, f, c] = labels;
-                    self.finished.with_label_values(&[a, f, c, outcome]).inc();
-                    self.finished_by_procedure
-                        .with_label_values(&[a, r.procedure_code.as_str(), outcome])
-                        .inc();
+                    let [a, f, c] = [r.agency_id.as_str(), r.field.as_str(), channel];
+                    sink.inc(self, Series::Finished, &[a, f, c, outcome]);
+                    let p = r.procedure_code.as_str();
+                    sink.inc(self, Series::FinishedByProcedure, &[a, p, outcome]);
                 }
-                SlaEventKind::Escalation if r.level == 1 && !r.step_id.is_empty() => self
-                    .steps_overdue
-                    .with_label_values(&[r.department_id.as_str()])
-                    .inc(),
+                SlaEventKind::Escalation if r.level == 1 && !r.step_id.is_empty() => {
+                    sink.inc(self, Series::StepsOverdue, &[r.department_id.as_str()]);
+                }
                 SlaEventKind::ApologyRequired => {
                     let department = r.department_id.as_str();
-                    self.apologies
-                        .with_label_values(&[department, "required"])
-                        .inc();
+                    sink.inc(self, Series::Apologies, &[department, "required"]);
                     // Zero until one is overdue, so the first overdue one is an increase.
-                    self.apologies.with_label_values(&[department, "overdue"]);
+                    if sink.first_sight(&[department, "overdue"]) {
+                        self.apologies.with_label_values(&[department, "overdue"]);
+                    }
                 }
-                SlaEventKind::ApologyOverdue => self
-                    .apologies
-                    .with_label_values(&[r.department_id.as_str(), "overdue"])
-                    .inc(),
+                SlaEventKind::ApologyOverdue => {
+                    let department = r.department_id.as_str();
+                    sink.inc(self, Series::Apologies, &[department, "overdue"]);
+                }
                 _ => {}
             }
         }
@@ -373,6 +443,17 @@ impl Metrics {
         reason: &str,
         accepted: Option<&DossierEvent>,
     ) {
+        self.count_event_into(&mut Direct, status, reason, accepted);
+    }
+
+    /// [`Metrics::count_event`], counted into `sink`.
+    pub(crate) fn count_event_into(
+        &self,
+        sink: &mut impl Sink,
+        status: PublishStatus,
+        reason: &str,
+        accepted: Option<&DossierEvent>,
+    ) {
         let label = match status {
             PublishStatus::Rejected => "rejected",
             PublishStatus::Duplicate => "duplicate",
@@ -383,23 +464,31 @@ impl Metrics {
         } else {
             ""
         };
-        self.events.with_label_values(&[label, reason]).inc();
-        if let Some(e) = accepted {
-            self.published(e);
-        }
+        sink.inc(self, Series::Events, &[label, reason]);
         match accepted.and_then(|e| e.payload.as_ref()) {
+            Some(Payload::StepStarted(s)) => {
+                let department = [s.department_id.as_str()];
+                sink.inc(self, Series::StepsStarted, &department);
+                // Created at zero now, so the first overrun is an increase Prometheus sees.
+                if sink.first_sight(&[s.department_id.as_str(), "step"]) {
+                    self.steps_overdue.with_label_values(&department);
+                }
+            }
             Some(Payload::CitizenRated(r)) => {
                 let level = r
                     .level()
                     .as_str_name()
                     .trim_start_matches("SATISFACTION_LEVEL_")
                     .to_ascii_lowercase();
-                self.ratings.with_label_values(&[level.as_str()]).inc();
+                sink.inc(self, Series::Ratings, &[level.as_str()]);
             }
-            Some(Payload::ApologyIssued(a)) => self
-                .apologies_issued
-                .with_label_values(&[a.department_id.as_str(), "issued"])
-                .inc(),
+            Some(Payload::ApologyIssued(a)) => {
+                sink.inc(
+                    self,
+                    Series::Apologies,
+                    &[a.department_id.as_str(), "issued"],
+                );
+            }
             _ => {}
         }
     }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Instructions per event on the record path of Kafka-mode `dunghan serve` (apply a record,
+# send what it raised, count it: `kafka::runtime::handle`), counted by valgrind's callgrind.
+# A load-independent figure: on a VM whose speed drifts by ±15 % between runs, and without
+# hardware counters for `perf stat`, it shows a change of 1 % that events/s cannot.
+#
+#   benches/kafka_instructions.sh                       # this build
+#   BINS="/tmp/old-build target/release" benches/kafka_instructions.sh   # builds side by side
+#   DOSSIERS=5000 TOP=40 benches/kafka_instructions.sh  # smaller input, longer profile
+#
+# BINS: directories holding a `dunghan` binary (default: the release build). DOSSIERS
+# (20 000, ≈ 105 000 events): the same seeded input for every build, JSON as in
+# kafka_throughput.sh. Prints instructions per event in the record path and, with TOP=n,
+# the n costliest functions in it (inclusive). Needs valgrind; about a minute per build.
+DOSSIERS="${DOSSIERS:-20000}"
+source "$(dirname "$0")/kafka_common.sh"
+command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+BINS="${BINS:-$BIN}"
+
+"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --catalog-out "$DIR/catalog.toml" \
+    --out "$DIR/events.jsonl" 2>/dev/null
+create_topics "$DIR/catalog.toml"
+"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --kafka-brokers "$BROKER" \
+    --kafka-format json --topic dunghan.dossier-events 2> "$DIR/loadgen.log"
+EVENTS="$(wc -l < "$DIR/events.jsonl")"
+# Under valgrind everything runs tens of times slower: a longer session timeout keeps the
+# instance in its group.
+printf '[kafka.properties]\n"session.timeout.ms" = "120000"\n"heartbeat.interval.ms" = "10000"\n' \
+    > "$DIR/slow.toml"
+
+n=0
+for build in $BINS; do
+    n=$((n + 1))
+    (
+        export DUNGHAN_CONFIG="$DIR/slow.toml" DUNGHAN__KAFKA__GROUP_ID="instructions$n" \
+            DUNGHAN__KAFKA__OUTPUT_TOPIC="instructions.out.$n" \
+            DUNGHAN__KAFKA__CHANGELOG_TOPIC="instructions.changelog.$n" \
+            DUNGHAN__KAFKA__DEAD_LETTER_TOPIC="instructions.dead-letter.$n"
+        valgrind --tool=callgrind --callgrind-out-file="$DIR/callgrind.$n" \
+            --toggle-collect='*kafka*runtime*handle*' \
+            "$build/dunghan" serve --grpc-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+            --catalog "$DIR/catalog.toml" > "$DIR/vg$n.out" 2> "$DIR/vg$n.log" &
+        SERVE_PID=$!
+        until grep -q '^metrics on' "$DIR/vg$n.out" 2>/dev/null; do
+            kill -0 "$SERVE_PID" 2>/dev/null || { cat "$DIR/vg$n.log" >&2; exit 1; }
+            sleep 0.2
+        done
+        METRICS="$(sed -n 's|^metrics on http://\(.*\)/metrics|\1|p' "$DIR/vg$n.out")"
+        for _ in $(seq 600); do
+            [ "$(metric dunghan_events_total int)" -ge "$EVENTS" ] && break
+            sleep 1
+        done
+        seen="$(metric dunghan_events_total int)"
+        stop_serve
+        [ "$seen" -ge "$EVENTS" ] || { echo "$build: only $seen of $EVENTS events in 10 min" >&2; exit 1; }
+        ir="$(awk '/^(summary|totals):/ { print $2; exit }' "$DIR/callgrind.$n")"
+        echo "$build/dunghan: $EVENTS events, $((ir / EVENTS)) instructions/event in the record path"
+        if [ -n "${TOP:-}" ]; then
+            callgrind_annotate --inclusive=yes "$DIR/callgrind.$n" 2>/dev/null \
+                | grep -E '^ *[0-9,]+ \(' | sed -n "2,$((TOP + 1))p" | cut -c1-180
+        fi
+    )
+done

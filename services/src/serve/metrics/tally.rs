@@ -1,0 +1,186 @@
+//! A thread's own counts of the per-event metrics (each Kafka partition thread keeps
+//! one): added to the shared counters by [`Tally::flush`], so applying a record touches
+//! no lock or atomic that another thread writes.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use prometheus::local::LocalIntCounterVec;
+use rustc_hash::FxBuildHasher;
+
+use super::{Metrics, Series, Sink};
+
+/// How long counts may wait in a busy thread's tally (an idle one flushes at once).
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// Counts of one thread, by [`Series`], not yet in the shared counters.
+pub(crate) struct Tally {
+    local: Vec<LocalIntCounterVec>,
+    /// Keys whose zero series this thread knows exist ([`Sink::first_sight`]).
+    seen: HashSet<String, FxBuildHasher>,
+    scratch: String,
+    flushed: Instant,
+}
+
+impl std::fmt::Debug for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tally")
+            .field("seen", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tally {
+    pub(crate) fn new(metrics: &Metrics) -> Tally {
+        Tally {
+            local: Series::ALL
+                .iter()
+                .map(|s| metrics.series(*s).local())
+                .collect(),
+            seen: HashSet::default(),
+            scratch: String::new(),
+            flushed: Instant::now(),
+        }
+    }
+
+    /// Adds the counts to the shared counters if `idle` (nothing more to apply now) or
+    /// [`FLUSH_EVERY`] has passed since the last time. A flush visits every series this
+    /// thread has counted, so a busy thread does not flush per record.
+    pub(crate) fn flush(&mut self, idle: bool) {
+        if idle || self.flushed.elapsed() >= FLUSH_EVERY {
+            for local in &self.local {
+                local.flush();
+            }
+            self.flushed = Instant::now();
+        }
+    }
+}
+
+impl Sink for Tally {
+    fn inc(&mut self, _: &Metrics, series: Series, labels: &[&str]) {
+        self.local[series as usize].with_label_values(labels).inc();
+    }
+
+    fn first_sight(&mut self, key: &[&str]) -> bool {
+        self.scratch.clear();
+        for (i, part) in key.iter().enumerate() {
+            if i > 0 {
+                self.scratch.push('\u{1f}');
+            }
+            self.scratch.push_str(part);
+        }
+        if self.seen.contains(self.scratch.as_str()) {
+            return false;
+        }
+        self.seen.insert(self.scratch.clone());
+        true
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.flush(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::metrics::Direct;
+    use dunghan_proto::v1::dossier_event::Payload;
+    use dunghan_proto::v1::{DossierEvent, Outcome, PublishStatus, SlaEvent, SlaEventKind};
+
+    fn raised(kind: SlaEventKind, procedure: &str, outcome: Outcome) -> SlaEvent {
+        SlaEvent {
+            kind: kind as i32,
+            agency_id: "so-a".into(),
+            field: "Đầu tư".into(),
+            procedure_code: procedure.into(),
+            department_id: "phong-1".into(),
+            step_id: "s1".into(),
+            level: u32::from(kind == SlaEventKind::Escalation),
+            outcome: outcome as i32,
+            ..SlaEvent::default()
+        }
+    }
+
+    fn events() -> Vec<SlaEvent> {
+        use SlaEventKind as K;
+        vec![
+            raised(K::DeadlineComputed, "1.1", Outcome::Unspecified),
+            raised(K::DeadlineComputed, "1.2", Outcome::Unspecified),
+            raised(K::Escalation, "1.1", Outcome::Unspecified),
+            raised(K::ApologyRequired, "1.1", Outcome::Unspecified),
+            raised(K::Outcome, "1.1", Outcome::Late),
+            raised(K::Outcome, "1.2", Outcome::Early),
+        ]
+    }
+
+    fn step_started() -> DossierEvent {
+        DossierEvent {
+            payload: Some(Payload::StepStarted(dunghan_proto::v1::StepStarted {
+                step_id: "s1".into(),
+                department_id: "phong-1".into(),
+                ..Default::default()
+            })),
+            ..DossierEvent::default()
+        }
+    }
+
+    #[test]
+    fn series_are_indexed_by_their_number() {
+        for (i, series) in Series::ALL.iter().enumerate() {
+            assert_eq!(*series as usize, i);
+        }
+    }
+
+    #[test]
+    fn a_flushed_tally_shows_what_direct_counting_shows() {
+        let (direct, tallied) = (Metrics::new().unwrap(), Metrics::new().unwrap());
+        let mut tally = Tally::new(&tallied);
+        for _ in 0..3 {
+            direct.observe_into(&mut Direct, &events());
+            tallied.observe_into(&mut tally, &events());
+            let step = step_started();
+            direct.count_event(PublishStatus::Accepted, "", Some(&step));
+            tallied.count_event_into(&mut tally, PublishStatus::Accepted, "", Some(&step));
+            direct.count_event(PublishStatus::Rejected, "malformed", None);
+            tallied.count_event_into(&mut tally, PublishStatus::Rejected, "malformed", None);
+        }
+        tally.flush(true);
+        assert_eq!(tallied.render(), direct.render());
+        let text = direct.render();
+        assert!(text.contains(r#"dunghan_events_total{reason="",status="accepted"} 3"#));
+        assert!(
+            text.contains(r#"dunghan_raised_events_total{kind="deadline_computed",level="0"} 6"#)
+        );
+        assert!(text.contains(r#"dunghan_raised_events_total{kind="escalation",level="1"} 3"#));
+    }
+
+    #[test]
+    fn counts_wait_for_the_flush_but_zero_series_exist_at_once() {
+        let metrics = Metrics::new().unwrap();
+        let mut tally = Tally::new(&metrics);
+        metrics.observe_into(&mut tally, &events()[..1]);
+        let received = |n: u32| {
+            format!(
+                r#"dunghan_dossiers_received_total{{agency="so-a",channel="unspecified",field="Đầu tư"}} {n}"#
+            )
+        };
+        let text = metrics.render();
+        // Not yet counted (the series exists, at zero)…
+        assert!(text.contains(&received(0)), "{text}");
+        // …and the outcome series of the received dossier exist, at zero.
+        assert!(text.contains(
+            r#"dunghan_dossiers_finished_total{agency="so-a",channel="unspecified",field="Đầu tư",outcome="on_time"} 0"#
+        ), "{text}");
+        tally.flush(false); // busy and just created: too early
+        assert!(metrics.render().contains(&received(0)));
+        tally.flush(true);
+        assert!(metrics.render().contains(&received(1)));
+        // Dropping a tally flushes what it still holds.
+        metrics.observe_into(&mut tally, &events()[..1]);
+        drop(tally);
+        assert!(metrics.render().contains(&received(2)));
+    }
+}
