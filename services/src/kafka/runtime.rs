@@ -439,7 +439,7 @@ fn send(shared: &Shared, mut record: Record<'_>) -> anyhow::Result<()> {
 fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> anyhow::Result<()> {
     let json = shared.cfg.output_format == "json";
     let content_type = if json { codec::JSON } else { codec::PROTOBUF };
-    let mut payload = Vec::new();
+    let mut payload = codec::encode_buffer();
     for e in raised {
         codec::encode(e, json, &mut payload);
         let headers = codec::headers([
@@ -879,7 +879,7 @@ pub(crate) fn run(
     // `HOUSEKEEPING_EVERY` records or when a poll brings no record, not for each record
     // (the clock reads and locks of doing it for each record showed in serve's profile).
     let mut handled = 0u32;
-    let mut tally = Tally::new(&shared.metrics);
+    let mut tally = Tally::new();
     while !stop.load(Ordering::Relaxed) {
         if shared.generation() != generation {
             generation = shared.generation();

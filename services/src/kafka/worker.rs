@@ -54,7 +54,7 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
     let mut caught_up = false;
     let mut generation = shared.generation();
     let mut last_clock = Instant::now();
-    let mut tally = Tally::new(&shared.metrics);
+    let mut tally = Tally::new();
     while !stop.load(Ordering::Relaxed) {
         if shared.failing() {
             // A write failed: the consumer thread resets every partition; records wait.

@@ -102,7 +102,7 @@ struct Cache {
 }
 
 /// The counter vectors the per-event path adds to, as a [`Sink`] names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Series {
     Events,
     Received,
@@ -113,20 +113,6 @@ pub(crate) enum Series {
     StepsOverdue,
     Apologies,
     Ratings,
-}
-
-impl Series {
-    pub(crate) const ALL: [Series; 9] = [
-        Series::Events,
-        Series::Received,
-        Series::Finished,
-        Series::FinishedByProcedure,
-        Series::Raised,
-        Series::StepsStarted,
-        Series::StepsOverdue,
-        Series::Apologies,
-        Series::Ratings,
-    ];
 }
 
 /// Where the per-event path counts: straight into the shared counters ([`Direct`]), or
