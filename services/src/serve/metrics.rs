@@ -149,15 +149,22 @@ fn enum_labels(prefix: &str, name: impl Fn(i32) -> Option<&'static str>) -> Arc<
 }
 
 /// Label values joined by U+001F (never in a label value), as one key.
-pub(crate) fn join(parts: &[&str]) -> String {
-    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+fn join(parts: &[&str]) -> String {
+    let mut key = String::new();
+    join_into(&mut key, parts);
+    key
+}
+
+/// [`join`] into `out`, emptied first.
+fn join_into(out: &mut String, parts: &[&str]) {
+    out.clear();
+    out.reserve(parts.iter().map(|p| p.len() + 1).sum());
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
-            key.push('\u{1f}');
+            out.push('\u{1f}');
         }
-        key.push_str(part);
+        out.push_str(part);
     }
-    key
 }
 
 fn counter(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use prometheus::IntCounter;
 use rustc_hash::FxBuildHasher;
 
-use super::{Metrics, Series, Sink};
+use super::{join_into, Metrics, Series, Sink};
 
 /// How long counts may wait in a busy thread's tally (an idle one flushes at once).
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -66,15 +66,9 @@ impl Tally {
         }
     }
 
-    /// `parts` joined by U+001F into the scratch buffer.
+    /// `parts` joined ([`join_into`]) in the scratch buffer.
     fn join(&mut self, parts: &[&str]) -> &str {
-        self.scratch.clear();
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                self.scratch.push('\u{1f}');
-            }
-            self.scratch.push_str(part);
-        }
+        join_into(&mut self.scratch, parts);
         &self.scratch
     }
 }
