@@ -19,7 +19,11 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// series; prometheus' own local counters were a third of the counting cost (a byte-wise
 /// FNV then SipHash for each count).
 pub(crate) struct Tally {
-    counts: hashbrown::HashMap<(Series, u64), Pending, FxBuildHasher>,
+    /// Index in `pending` by (series, label hash).
+    index: hashbrown::HashMap<(Series, u64), usize, FxBuildHasher>,
+    pending: Vec<Pending>,
+    /// Indexes in `pending` counted since the last flush (a flush visits only these).
+    touched: Vec<usize>,
     /// Keys whose zero series this thread knows exist ([`Sink::first_sight`]).
     seen: HashSet<String, FxBuildHasher>,
     scratch: String,
@@ -35,7 +39,7 @@ struct Pending {
 impl std::fmt::Debug for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tally")
-            .field("series", &self.counts.len())
+            .field("series", &self.pending.len())
             .field("seen", &self.seen.len())
             .finish_non_exhaustive()
     }
@@ -44,7 +48,9 @@ impl std::fmt::Debug for Tally {
 impl Tally {
     pub(crate) fn new() -> Tally {
         Tally {
-            counts: hashbrown::HashMap::default(),
+            index: hashbrown::HashMap::default(),
+            pending: Vec::new(),
+            touched: Vec::new(),
             seen: HashSet::default(),
             scratch: String::new(),
             flushed: Instant::now(),
@@ -52,18 +58,18 @@ impl Tally {
     }
 
     /// Adds the counts to the shared counters if `idle` (nothing more to apply now) or
-    /// [`FLUSH_EVERY`] has passed since the last time. A flush visits every series this
-    /// thread has counted, so a busy thread does not flush per record.
+    /// [`FLUSH_EVERY`] has passed since the last time: each flush is an atomic add per
+    /// series counted since the last one, on cache lines other threads write too.
     pub(crate) fn flush(&mut self, idle: bool) {
-        if idle || self.flushed.elapsed() >= FLUSH_EVERY {
-            for pending in self.counts.values_mut() {
-                if pending.count > 0 {
-                    pending.counter.inc_by(pending.count);
-                    pending.count = 0;
-                }
-            }
-            self.flushed = Instant::now();
+        if self.touched.is_empty() || !(idle || self.flushed.elapsed() >= FLUSH_EVERY) {
+            return;
         }
+        for i in self.touched.drain(..) {
+            let pending = &mut self.pending[i];
+            pending.counter.inc_by(pending.count);
+            pending.count = 0;
+        }
+        self.flushed = Instant::now();
     }
 
     /// `parts` joined ([`join_into`]) in the scratch buffer.
@@ -79,13 +85,20 @@ impl Sink for Tally {
             series,
             xxhash_rust::xxh3::xxh3_64(self.join(labels).as_bytes()),
         );
-        match self.counts.get_mut(&key) {
-            Some(pending) => pending.count += 1,
+        let i = match self.index.get(&key) {
+            Some(i) => *i,
             None => {
                 let counter = metrics.series(series).with_label_values(labels);
-                self.counts.insert(key, Pending { counter, count: 1 });
+                self.pending.push(Pending { counter, count: 0 });
+                self.index.insert(key, self.pending.len() - 1);
+                self.pending.len() - 1
             }
+        };
+        let pending = &mut self.pending[i];
+        if pending.count == 0 {
+            self.touched.push(i);
         }
+        pending.count += 1;
     }
 
     fn first_sight(&mut self, key: &[&str]) -> bool {
