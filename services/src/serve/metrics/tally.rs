@@ -1,6 +1,6 @@
 //! A thread's own counts of the per-event metrics (each Kafka partition thread keeps
-//! one): added to the shared counters by [`Tally::flush`], so applying a record touches
-//! no lock or atomic that another thread writes.
+//! one): added to the shared counters by [`Tally::flush`], so counting a record takes no
+//! lock and writes no atomic that other threads write too (but for a series' first count).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
