@@ -16,12 +16,7 @@ DOSSIERS="${DOSSIERS:-100000}"
 : "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64\"}"
 source "$(dirname "$0")/kafka_common.sh"
 
-"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --catalog-out "$DIR/catalog.toml" \
-    --out "$DIR/events.jsonl" 2>/dev/null
-create_topics "$DIR/catalog.toml"
-"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --kafka-brokers "$BROKER" \
-    --kafka-format json --topic dunghan.dossier-events 2> "$DIR/loadgen.log"
-EVENTS="$(wc -l < "$DIR/events.jsonl")"
+produce_input json
 read -r _ _ BARE_RATE < <("$BIN/bare-consumer" "$BROKER" dunghan.dossier-events 2>/dev/null)
 echo "bare rdkafka consumer: $BARE_RATE records/s ($EVENTS records)"
 

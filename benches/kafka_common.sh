@@ -45,6 +45,18 @@ stop_serve() { kill -TERM "$SERVE_PID"; wait "$SERVE_PID" || true; }
 # Extra DUNGHAN__KAFKA__* settings in the environment name other topics.
 create_topics() { serve "setup-$RANDOM" "$1"; stop_serve; }
 
+# The seeded province of $DOSSIERS dossiers: its catalog and events written to $DIR (the
+# events file gives EVENTS, their count), the topics created, and the events produced to
+# the input topic in format $1 (json or protobuf) by the load generator.
+produce_input() {
+    "$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --catalog-out "$DIR/catalog.toml" \
+        --out "$DIR/events.jsonl" 2>/dev/null
+    create_topics "$DIR/catalog.toml"
+    "$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --kafka-brokers "$BROKER" \
+        --kafka-format "$1" --topic dunghan.dossier-events 2> "$DIR/loadgen.log"
+    EVENTS="$(wc -l < "$DIR/events.jsonl")"
+}
+
 # CPU seconds (user + system) process $1 has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 

@@ -17,12 +17,7 @@ source "$(dirname "$0")/kafka_common.sh"
 command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 BINS="${BINS:-$BIN}"
 
-"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --catalog-out "$DIR/catalog.toml" \
-    --out "$DIR/events.jsonl" 2>/dev/null
-create_topics "$DIR/catalog.toml"
-"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --kafka-brokers "$BROKER" \
-    --kafka-format json --topic dunghan.dossier-events 2> "$DIR/loadgen.log"
-EVENTS="$(wc -l < "$DIR/events.jsonl")"
+produce_input json
 # Under valgrind everything runs tens of times slower: a longer session timeout keeps the
 # instance in its group.
 printf '[kafka.properties]\n"session.timeout.ms" = "120000"\n"heartbeat.interval.ms" = "10000"\n' \

@@ -14,15 +14,10 @@ DOSSIERS="${DOSSIERS:-100000}"
 FORMAT="${FORMAT:-json}"
 source "$(dirname "$0")/kafka_common.sh"
 
-# 1. The topics, created by dunghan itself (and the second baseline's output topic).
-"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --catalog-out "$DIR/catalog.toml" \
-    --out "$DIR/events.jsonl" 2>/dev/null
-create_topics "$DIR/catalog.toml"
+# 1-2. The topics, created by dunghan itself, and the input (and the second baseline's
+# output topic).
+produce_input "$FORMAT"
 DUNGHAN__KAFKA__INPUT_TOPIC=bench.pipe create_topics "$DIR/catalog.toml"
-# 2. The input, produced by the load generator.
-"$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --kafka-brokers "$BROKER" \
-    --kafka-format "$FORMAT" --topic dunghan.dossier-events 2> "$DIR/loadgen.log"
-EVENTS="$(wc -l < "$DIR/events.jsonl")"
 # 3. Baseline: a bare consumer reading the topic to its end.
 BROKER_CPU0="$(cpu "$TANSU_PID")"
 read -r BARE_N BARE_S BARE_RATE < <("$BIN/bare-consumer" "$BROKER" dunghan.dossier-events 2>/dev/null)

@@ -573,6 +573,9 @@ pub(crate) fn advance(
     let raised = {
         let mut p = lock(p);
         let raised = p.advance(wall_clock());
+        if raised.is_empty() {
+            return Ok(()); // the usual tick: nothing due
+        }
         if let Err(e) = produce_raised(shared, id, &format!("{id}/clock"), &raised) {
             write_failed(shared);
             return Err(e);
