@@ -11,7 +11,7 @@
 # A variant is `NAME=value` pairs separated by spaces, exported for that run (`BIN` names
 # a directory holding another `dunghan` binary). ROUNDS (3) rounds of every variant;
 # DOSSIERS (100 000) as in kafka_throughput.sh. Prints one line per run: events/s, ratio to
-# the bare consumer, serve's CPU per event, and the CPU seconds of serve's threads.
+# the bare consumer, serve's CPU per event, and the CPU seconds of the broker and of serve's threads.
 DOSSIERS="${DOSSIERS:-100000}"
 : "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64\"}"
 source "$(dirname "$0")/kafka_common.sh"
@@ -40,13 +40,14 @@ for _ in $(seq "${ROUNDS:-3}"); do
             serve "ab$n" "$DIR/catalog.toml"
             wait_ready
             threads > "$DIR/threads0"
-            START="$(date +%s.%N)" CPU0="$(cpu "$SERVE_PID")" SYS0="$(sys_cpu "$SERVE_PID")"
+            START="$(date +%s.%N)" CPU0="$(cpu "$SERVE_PID")" SYS0="$(sys_cpu "$SERVE_PID")" \
+                BROKER0="$(cpu "$TANSU_PID")"
             wait_events "$EVENTS"
             END="$(date +%s.%N)" CPU1="$(cpu "$SERVE_PID")" SYS1="$(sys_cpu "$SERVE_PID")" \
-                RSS="$(rss "$SERVE_PID")"
+                RSS="$(rss "$SERVE_PID")" BROKER1="$(cpu "$TANSU_PID")"
             threads > "$DIR/threads1"
             python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
-                "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" <<'PY'
+                "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" "$BROKER0" "$BROKER1" <<'PY'
 import collections, sys
 v, n, start, end, bare, c0, c1 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:8])
 def load(path):  # thread id -> (name, CPU ns)
@@ -57,8 +58,9 @@ for tid, (name, ns) in load(sys.argv[9]).items():
     name = "dunghan-p*" if name.startswith("dunghan-p") else name
     by[name] += (ns - before.get(tid, (name, 0))[1]) / 1e9
 rate, sys_s = n / (end - start), float(sys.argv[11]) - float(sys.argv[10])
+broker_s = float(sys.argv[14]) - float(sys.argv[13])
 print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event"
-      f" (kernel {sys_s:.2f} s), resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
+      f" (kernel {sys_s:.2f} s), broker {broker_s:.2f} CPU-s, resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
       " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01))
 PY
             stop_serve

@@ -16,6 +16,8 @@ DOSSIERS="${DOSSIERS:-20000}"
 source "$(dirname "$0")/kafka_common.sh"
 command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 BINS="${BINS:-$BIN}"
+# The functions counted (all of serve with TOGGLE=""; THREADS=yes writes one file per thread).
+TOGGLE="${TOGGLE-*kafka*runtime*handle*}"
 
 produce_input json
 # Under valgrind everything runs tens of times slower: a longer session timeout keeps the
@@ -32,7 +34,7 @@ for build in $BINS; do
             DUNGHAN__KAFKA__CHANGELOG_TOPIC="instructions.changelog.$n" \
             DUNGHAN__KAFKA__DEAD_LETTER_TOPIC="instructions.dead-letter.$n"
         valgrind --tool=callgrind --callgrind-out-file="$DIR/callgrind.$n" \
-            --toggle-collect='*kafka*runtime*handle*' \
+            ${TOGGLE:+--toggle-collect="$TOGGLE"} --separate-threads="${THREADS:-no}" \
             "$build/dunghan" serve --grpc-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
             --catalog "$DIR/catalog.toml" > "$DIR/vg$n.out" 2> "$DIR/vg$n.log" &
         SERVE_PID=$!

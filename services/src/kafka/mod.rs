@@ -5,6 +5,7 @@
 mod codec;
 #[cfg(test)]
 mod fuzz_tests;
+mod history;
 mod io;
 mod metrics;
 mod partition;

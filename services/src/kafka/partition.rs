@@ -10,18 +10,19 @@ use rustc_hash::FxBuildHasher;
 
 use dunghan_core::{Engine, Kind, Raised};
 use dunghan_proto::v1::dossier_event::Payload;
-use dunghan_proto::v1::{ChangelogEntry, DossierEvent, PartitionCheckpoint};
+use dunghan_proto::v1::{DossierEvent, PartitionCheckpoint};
 use dunghan_proto::v1::{PublishStatus, SlaEvent};
 use prost::Message;
 
 use super::codec;
+use super::history::History;
 use crate::convert::{to_event, to_sla_event};
 
 /// Each dossier's applied history by dossier id. Fx hashing: a restore inserts every
 /// dossier of the partition twice (read, then rebuilt), and hashing with the default
 /// SipHash was about a tenth of a restore's profile (BENCHMARKS.md). hashbrown's map for
 /// `get_key_value_mut`: an event of a known dossier reuses the id its history is keyed by.
-pub(crate) type Histories<V = Vec<ChangelogEntry>> = hashbrown::HashMap<Arc<str>, V, FxBuildHasher>;
+pub(crate) type Histories<V = History> = hashbrown::HashMap<Arc<str>, V, FxBuildHasher>;
 /// Ids to suppress (output written after the checkpoint).
 pub(crate) type Ids = HashSet<String, FxBuildHasher>;
 
@@ -61,39 +62,33 @@ pub(crate) struct Partition {
     pub(crate) output_end: i64,
     /// Ids already in the output past `output_end` when the partition was restored.
     suppress: Ids,
+    /// The protobuf form of the JSON input being applied (reused from record to record).
+    encoded: Vec<u8>,
     /// Something to checkpoint: input consumed or output written.
     pub(crate) changed: bool,
 }
 
 /// Re-applies a dossier's history to `engine` as it was applied live: before each event,
 /// the dossier's rules due by the stream time of that moment fire; each event is judged
-/// against the present it was judged against then. What it raises goes to `out`.
+/// against the present it was judged against then. What it raises goes to `out`; returns
+/// the latest present of the history (`i64::MIN` for none).
 pub(crate) fn apply_history(
     engine: &mut Engine,
     dossier: &str,
-    entries: &[ChangelogEntry],
+    history: &History,
     out: &mut Vec<Raised>,
-) -> anyhow::Result<()> {
-    for entry in entries {
+) -> anyhow::Result<i64> {
+    let mut present = i64::MIN;
+    for entry in history.entries() {
+        let entry = entry?;
         engine.advance_dossier(dossier, entry.stream_time, out);
         engine.restore_present(entry.present);
+        present = present.max(entry.present);
         let event = DossierEvent::decode(entry.event.as_slice())?;
         let event = to_event(event).map_err(|why| anyhow::anyhow!("changelog event: {why}"))?;
         engine.apply(&event, out);
     }
-    Ok(())
-}
-
-/// A dossier's history as its changelog value (`DossierHistory`), encoded from the entries
-/// in place: building a `DossierHistory` first would copy every event of it, at every
-/// checkpoint that finds the dossier changed.
-fn encode_history(entries: &[ChangelogEntry]) -> Vec<u8> {
-    let len = prost::encoding::message::encoded_len_repeated(1, entries);
-    let mut out = Vec::with_capacity(len);
-    for entry in entries {
-        prost::encoding::message::encode(1, entry, &mut out);
-    }
-    out
+    Ok(present)
 }
 
 impl Partition {
@@ -110,6 +105,7 @@ impl Partition {
             stream_time: i64::MIN,
             output_end: 0,
             suppress: Ids::default(),
+            encoded: Vec::new(),
             changed: false,
         }
     }
@@ -130,10 +126,14 @@ impl Partition {
         p.engine.reserve(histories.len());
         let mut scratch = Vec::new();
         let mut present = i64::MIN;
-        for (dossier, entries) in &histories {
-            apply_history(&mut p.engine, dossier, entries, &mut scratch)?;
+        for (dossier, history) in &histories {
+            present = present.max(apply_history(
+                &mut p.engine,
+                dossier,
+                history,
+                &mut scratch,
+            )?);
             scratch.clear();
-            present = entries.iter().map(|e| e.present).fold(present, i64::max);
         }
         p.engine.restore_present(present);
         if let Some(c) = checkpoint {
@@ -174,21 +174,21 @@ impl Partition {
         // The decoded event is moved into the engine's form; kept of it are its protobuf
         // (the changelog's form: a protobuf input is kept as it came) and what the metrics
         // read (the payload of a step handed over, a rating or an issued apology).
+        let encoded = &mut self.encoded;
+        encoded.clear();
         let decoded = codec::decode(payload.unwrap_or_default(), content_type).and_then(|wire| {
-            let stored = if json {
-                wire.encode_to_vec()
-            } else {
-                Vec::new()
-            };
+            if json {
+                wire.encode_raw(encoded);
+            }
             let counted = match &wire.payload {
                 Some(
                     Payload::StepStarted(_) | Payload::CitizenRated(_) | Payload::ApologyIssued(_),
                 ) => wire.payload.clone(),
                 _ => None,
             };
-            to_event(wire).map(|event| (event, stored, counted))
+            to_event(wire).map(|event| (event, counted))
         });
-        let (event, stored, counted) = match decoded {
+        let (event, counted) = match decoded {
             Ok(decoded) => decoded,
             Err(why) => {
                 let dossier = key.and_then(|k| std::str::from_utf8(k).ok()).unwrap_or("");
@@ -205,8 +205,8 @@ impl Partition {
         if self
             .histories
             .get(dossier)
-            .and_then(|h| h.last())
-            .is_some_and(|last| last.offset >= offset)
+            .and_then(History::last_offset)
+            .is_some_and(|last| last >= offset)
         {
             return processed;
         }
@@ -227,16 +227,23 @@ impl Partition {
             PublishStatus::Accepted
         });
         if processed.status != Some(PublishStatus::Duplicate) && self.engine.knows(dossier) {
-            let entry = ChangelogEntry {
-                offset,
-                present: self.engine.present(),
-                stream_time: stream_before,
-                event: match payload {
-                    Some(bytes) if !json => bytes.to_vec(),
-                    _ => stored,
-                },
+            let event = match payload {
+                Some(bytes) if !json => bytes,
+                _ => &self.encoded,
             };
-            self.record(dossier, entry);
+            let present = self.engine.present();
+            let history = match self.histories.get_key_value_mut(dossier) {
+                Some((id, history)) => {
+                    self.dirty.insert(id.clone());
+                    history
+                }
+                None => {
+                    let id: Arc<str> = dossier.into();
+                    self.dirty.insert(id.clone());
+                    self.histories.entry(id).or_default()
+                }
+            };
+            history.push(offset, present, stream_before, event);
         }
         if processed.status == Some(PublishStatus::Accepted) {
             processed.accepted = Some(DossierEvent {
@@ -253,23 +260,6 @@ impl Partition {
         self.collect_forgotten();
         processed.raised = self.output(raised);
         processed
-    }
-
-    /// Appends `entry` to `dossier`'s history and marks it changed. The dossier's id is
-    /// allocated once, when its history starts, and shared by the dirty set.
-    fn record(&mut self, dossier: &str, entry: ChangelogEntry) {
-        let id = match self.histories.get_key_value_mut(dossier) {
-            Some((id, entries)) => {
-                entries.push(entry);
-                id.clone()
-            }
-            None => {
-                let id: Arc<str> = dossier.into();
-                self.histories.insert(id.clone(), vec![entry]);
-                id
-            }
-        };
-        self.dirty.insert(id);
     }
 
     /// Moves stream time to the wall clock (the consumer has caught up with this
@@ -315,8 +305,8 @@ impl Partition {
         }
         let mut records = Vec::with_capacity(self.dirty.len() + self.forgotten.len() + 1);
         for id in self.dirty.drain() {
-            if let Some(entries) = self.histories.get(&id) {
-                records.push((String::from(&*id), Some(encode_history(entries))));
+            if let Some(history) = self.histories.get(&id) {
+                records.push((String::from(&*id), Some(history.bytes().to_vec())));
             }
         }
         for id in self.forgotten.drain(..) {
@@ -334,12 +324,12 @@ impl Partition {
     }
 
     /// A dossier's applied history, if this partition holds it.
-    pub(crate) fn history(&self, dossier: &str) -> Option<Vec<ChangelogEntry>> {
+    pub(crate) fn history(&self, dossier: &str) -> Option<History> {
         self.histories.get(dossier).cloned()
     }
 
     /// Every history of the partition (for rates).
-    pub(crate) fn histories(&self) -> Vec<(Arc<str>, Vec<ChangelogEntry>)> {
+    pub(crate) fn histories(&self) -> Vec<(Arc<str>, History)> {
         self.histories
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -355,7 +345,6 @@ impl Partition {
 mod tests {
     use super::*;
     use dunghan_core::{Catalog, EngineConfig};
-    use dunghan_proto::v1::DossierHistory;
 
     const CATALOG: &str = include_str!("../../../tests/scenarios/catalog.toml");
     const EVENTS: &str = include_str!("../../../tests/scenarios/apology-overdue-step-ladder.jsonl");
@@ -456,38 +445,13 @@ mod tests {
                     .as_ref()
                     .map(|v| PartitionCheckpoint::decode(v.as_slice()).unwrap());
             } else if let Some(v) = value {
-                let h = DossierHistory::decode(v.as_slice()).unwrap();
-                histories.insert(Arc::from(key.as_str()), h.entries);
+                let h = History::from_bytes(v.clone()).unwrap();
+                histories.insert(Arc::from(key.as_str()), h);
             } else {
                 histories.remove(key.as_str());
             }
         }
         (histories, checkpoint)
-    }
-
-    #[test]
-    fn a_history_encoded_in_place_is_the_dossier_history_message() {
-        let entries: Vec<ChangelogEntry> = (0..3)
-            .map(|i| ChangelogEntry {
-                offset: i,
-                present: NOW + i,
-                stream_time: if i == 0 { i64::MIN } else { NOW },
-                event: vec![i as u8; 40 * i as usize],
-            })
-            .collect();
-        let bytes = encode_history(&entries);
-        assert_eq!(
-            bytes,
-            DossierHistory {
-                entries: entries.clone()
-            }
-            .encode_to_vec()
-        );
-        assert_eq!(
-            DossierHistory::decode(bytes.as_slice()).unwrap().entries,
-            entries
-        );
-        assert!(encode_history(&[]).is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::codec;
+use super::history::History;
 use super::io;
 use super::partition::apply_history;
 use super::runtime::{lock, Shared};
@@ -29,7 +30,7 @@ impl std::fmt::Debug for KafkaNode {
     }
 }
 
-type Histories = Vec<(Arc<str>, Vec<dunghan_proto::v1::ChangelogEntry>, i64)>;
+type Histories = Vec<(Arc<str>, History, i64)>;
 
 impl KafkaNode {
     pub(crate) fn new(shared: Arc<Shared>) -> anyhow::Result<KafkaNode> {
@@ -116,11 +117,11 @@ impl KafkaNode {
     fn replay(&self, histories: Histories) -> anyhow::Result<(Vec<DossierEvent>, Vec<SlaEvent>)> {
         let mut engine = (self.shared.factory)();
         let (mut events, mut raised) = (Vec::new(), Vec::<Raised>::new());
-        for (id, entries, stream_time) in histories {
-            apply_history(&mut engine, &id, &entries, &mut raised)?;
+        for (id, history, stream_time) in histories {
+            apply_history(&mut engine, &id, &history, &mut raised)?;
             engine.advance_dossier(&id, stream_time, &mut raised);
-            for e in &entries {
-                events.push(DossierEvent::decode(e.event.as_slice())?);
+            for event in history.events() {
+                events.push(event?);
             }
         }
         Ok((events, raised.iter().map(to_sla_event).collect()))

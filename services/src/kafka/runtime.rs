@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::{Duration, Instant};
 
 use dunghan_core::Engine;
-use dunghan_proto::v1::{DossierHistory, PartitionCheckpoint, SlaEvent};
+use dunghan_proto::v1::{PartitionCheckpoint, SlaEvent};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -21,6 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::codec::{self, CONTENT_TYPE, ID_HEADER, INPUT_HEADER, MESSAGE_HEADER, REASON_HEADER};
+use super::history::History;
 use super::io::{self, Producer};
 use super::metrics::KafkaMetrics;
 use super::partition::{Histories, Ids, Partition, Processed, CHECKPOINT_KEY};
@@ -387,7 +388,7 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     Ok(out)
 }
 
-/// Decodes a partition's histories as read from the changelog and rebuilds its state.
+/// Checks a partition's histories as read from the changelog and rebuilds its state.
 fn rebuild(
     shared: &Shared,
     id: i32,
@@ -397,9 +398,9 @@ fn rebuild(
 ) -> anyhow::Result<Partition> {
     let mut histories = Histories::with_capacity_and_hasher(encoded.len(), Default::default());
     for (dossier, bytes) in encoded {
-        let history = DossierHistory::decode(bytes.as_slice())
+        let history = History::from_bytes(bytes)
             .map_err(|e| anyhow::anyhow!("changelog history of {dossier}: {e}"))?;
-        histories.insert(dossier, history.entries);
+        histories.insert(dossier, history);
     }
     let (dossiers, written) = (histories.len(), suppress.len());
     let p = Partition::restore(id, (shared.factory)(), histories, checkpoint, suppress)?;
