@@ -2,7 +2,7 @@
 //! producer whose delivery reports say where each partition's output ends, and a reader
 //! that reads one partition from an offset to its end (restores).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -130,15 +130,65 @@ pub(crate) fn log_error(error: KafkaError, reason: &str) {
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
     failed: AtomicU64,
-    ends: Mutex<HashMap<String, HashMap<i32, i64>>>,
-    reported: Mutex<Reported>,
+    /// One lock per report (the delivery thread takes it for every record).
+    reports: Mutex<Reports>,
 }
 
-/// Sequence numbers reported so far: all of `1..=through`, and those above it.
+/// What the delivery reports so far say.
 #[derive(Debug, Default)]
-struct Reported {
-    through: usize,
-    above: BTreeSet<usize>,
+struct Reports {
+    /// Per topic written to (a handful: a list), the end offset of each partition by
+    /// number (0: nothing delivered there yet).
+    ends: Vec<(String, Vec<i64>)>,
+    /// Every sequence number up to this one is reported…
+    base: usize,
+    /// …and bit k of word w says whether `base + 1 + 64 w + k` is: reports of different
+    /// partitions come back out of order. A full first word moves `base` on.
+    above: VecDeque<u64>,
+}
+
+impl Reports {
+    fn delivered(&mut self, topic: &str, partition: i32, offset: i64) {
+        let Ok(partition) = usize::try_from(partition) else {
+            return;
+        };
+        let ends = match self.ends.iter().position(|(t, _)| t == topic) {
+            Some(i) => &mut self.ends[i].1,
+            None => {
+                self.ends.push((topic.to_owned(), Vec::new()));
+                &mut self.ends.last_mut().expect("just pushed").1
+            }
+        };
+        if ends.len() <= partition {
+            ends.resize(partition + 1, 0);
+        }
+        ends[partition] = ends[partition].max(offset + 1);
+    }
+
+    fn end(&self, topic: &str, partition: i32) -> Option<i64> {
+        let (_, ends) = self.ends.iter().find(|(t, _)| t == topic)?;
+        let end = *ends.get(usize::try_from(partition).ok()?)?;
+        (end > 0).then_some(end)
+    }
+
+    fn reported(&mut self, seq: usize) {
+        let Some(bit) = seq.checked_sub(self.base + 1) else {
+            return; // reported before
+        };
+        let word = bit / 64;
+        if self.above.len() <= word {
+            self.above.resize(word + 1, 0);
+        }
+        self.above[word] |= 1 << (bit % 64);
+        while self.above.front() == Some(&u64::MAX) {
+            self.above.pop_front();
+            self.base += 64;
+        }
+    }
+
+    fn through(&self) -> usize {
+        self.base + self.above.front().map_or(0, |w| w.trailing_ones() as usize)
+    }
 }
 
 impl ClientContext for Deliveries {
@@ -151,27 +201,24 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let mut reports = self.reports();
         match result {
-            Ok(m) => {
-                if let Ok(mut ends) = self.ends.lock() {
-                    let topic = match ends.get_mut(m.topic()) {
-                        Some(t) => t,
-                        None => ends.entry(m.topic().to_owned()).or_default(),
-                    };
-                    let end = topic.entry(m.partition()).or_default();
-                    *end = (*end).max(m.offset() + 1);
-                }
-            }
+            Ok(m) => reports.delivered(m.topic(), m.partition(), m.offset()),
             Err((e, m)) => {
                 tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "delivery failed");
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.reported(seq);
+        reports.reported(seq);
     }
 }
 
 impl Deliveries {
+    fn reports(&self) -> std::sync::MutexGuard<'_, Reports> {
+        // A panic under the lock leaves whole values behind: go on with them.
+        self.reports.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Failed deliveries so far.
     pub(crate) fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
@@ -179,29 +226,17 @@ impl Deliveries {
 
     /// End offset of `topic`/`partition` after the deliveries reported so far.
     pub(crate) fn end(&self, topic: &str, partition: i32) -> Option<i64> {
-        let ends = self.ends.lock().ok()?;
-        ends.get(topic)?.get(&partition).copied()
+        self.reports().end(topic, partition)
     }
 
     /// Marks record `seq` as reported (delivered, failed, or never enqueued).
     pub(crate) fn reported(&self, seq: usize) {
-        let Ok(mut r) = self.reported.lock() else {
-            return;
-        };
-        if seq == r.through + 1 {
-            r.through = seq;
-            while r.above.first() == Some(&(r.through + 1)) {
-                r.above.pop_first();
-                r.through += 1;
-            }
-        } else if seq > r.through {
-            r.above.insert(seq);
-        }
+        self.reports().reported(seq);
     }
 
     /// Every record numbered up to this one has been reported.
     pub(crate) fn reported_through(&self) -> usize {
-        self.reported.lock().map_or(0, |r| r.through)
+        self.reports().through()
     }
 }
 
@@ -283,4 +318,47 @@ pub(crate) fn header<'a>(m: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a s
         .iter()
         .find(|h| h.key == name)
         .and_then(|h| std::str::from_utf8(h.value?).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_in_any_order_say_how_far_everything_is_reported() {
+        let d = Deliveries::default();
+        assert_eq!(d.reported_through(), 0);
+        // Two partitions' reports interleaved, one record late by 200 numbers.
+        let mut order: Vec<usize> = (1..=300).filter(|s| *s != 7).collect();
+        order.swap(10, 150);
+        for (i, seq) in order.iter().enumerate() {
+            d.reported(*seq);
+            // 1–6 come first; 7 is missing throughout.
+            assert_eq!(d.reported_through(), (i + 1).min(6), "after {seq}");
+        }
+        d.reported(7);
+        assert_eq!(d.reported_through(), 300);
+        d.reported(3); // again: no change
+        assert_eq!(d.reported_through(), 300);
+        d.reported(302);
+        assert_eq!(d.reported_through(), 300);
+        d.reported(301);
+        assert_eq!(d.reported_through(), 302);
+    }
+
+    #[test]
+    fn each_partitions_end_is_its_highest_delivered_offset_plus_one() {
+        let mut r = Reports::default();
+        assert_eq!(r.end("out", 0), None);
+        r.delivered("out", 2, 41);
+        r.delivered("out", 2, 40); // an older report after a newer one
+        r.delivered("changelog", 0, 5);
+        assert_eq!(r.end("out", 2), Some(42));
+        assert_eq!(r.end("out", 0), None, "partition 0 of out has nothing yet");
+        assert_eq!(r.end("out", 9), None);
+        assert_eq!(r.end("changelog", 0), Some(6));
+        assert_eq!(r.end("dead-letter", 0), None);
+        r.delivered("out", -1, 3); // no partition: ignored
+        assert_eq!(r.end("out", -1), None);
+    }
 }
