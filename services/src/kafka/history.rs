@@ -5,14 +5,48 @@
 //! changed encoded the whole history again.
 
 use dunghan_proto::v1::{ChangelogEntry, DossierEvent};
-use prost::encoding::{decode_key, decode_varint, encode_key, encode_varint, encoded_len_varint};
-use prost::encoding::{key_len, WireType};
+use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 
 /// `DossierHistory.entries`.
 const ENTRIES: u32 = 1;
-/// `ChangelogEntry.event`.
+/// `ChangelogEntry` fields.
+const OFFSET: u32 = 1;
+const PRESENT: u32 = 2;
+const STREAM_TIME: u32 = 3;
 const EVENT: u32 = 4;
+
+/// Varints written on the stack: at most four of ten bytes each.
+struct Varints {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for Varints {
+    fn default() -> Varints {
+        Varints {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl Varints {
+    /// LEB128, as protobuf writes it.
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.buf[self.len] = (value as u8 & 0x7f) | 0x80;
+            self.len += 1;
+            value >>= 7;
+        }
+        self.buf[self.len] = value as u8;
+        self.len += 1;
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
 
 /// One dossier's history, encoded.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -38,31 +72,35 @@ impl History {
         Ok(History { bytes, last_offset })
     }
 
-    /// Appends an entry whose event is `event`, already protobuf-encoded.
+    /// Appends an entry whose event is `event`, already protobuf-encoded: the bytes
+    /// prost writes for `entries { offset present stream_time event }`, fields in tag
+    /// order and zeros left out. The head is built on the stack: prost's varints go to a
+    /// `Vec` a byte at a time, each byte a capacity check (a third of the appending).
     pub(crate) fn push(&mut self, offset: i64, present: i64, stream_time: i64, event: &[u8]) {
-        let head = ChangelogEntry {
-            offset,
-            present,
-            stream_time,
-            event: Vec::new(),
-        };
-        let event_field = if event.is_empty() {
-            0 // proto3 leaves an empty `bytes` field out
-        } else {
-            key_len(EVENT) + encoded_len_varint(event.len() as u64) + event.len()
-        };
-        let entry_len = head.encoded_len() + event_field;
-        self.bytes
-            .reserve_exact(key_len(ENTRIES) + encoded_len_varint(entry_len as u64) + entry_len);
-        encode_key(ENTRIES, WireType::LengthDelimited, &mut self.bytes);
-        encode_varint(entry_len as u64, &mut self.bytes);
-        // Fields in tag order, as prost writes them: the event (tag 4) last.
-        head.encode_raw(&mut self.bytes);
-        if !event.is_empty() {
-            encode_key(EVENT, WireType::LengthDelimited, &mut self.bytes);
-            encode_varint(event.len() as u64, &mut self.bytes);
-            self.bytes.extend_from_slice(event);
+        let mut fields = Varints::default();
+        for (tag, value) in [
+            (OFFSET, offset),
+            (PRESENT, present),
+            (STREAM_TIME, stream_time),
+        ] {
+            if value != 0 {
+                fields.varint(u64::from(tag << 3)); // wire type 0: varint
+                fields.varint(value as u64); // int64: two's complement, 10 bytes if < 0
+            }
         }
+        if !event.is_empty() {
+            // proto3 leaves an empty `bytes` field out.
+            fields.varint(u64::from(EVENT << 3 | 2));
+            fields.varint(event.len() as u64);
+        }
+        let mut head = Varints::default();
+        head.varint(u64::from(ENTRIES << 3 | 2)); // wire type 2: length-delimited
+        head.varint((fields.len + event.len()) as u64);
+        self.bytes
+            .reserve_exact(head.len + fields.len + event.len());
+        self.bytes.extend_from_slice(head.bytes());
+        self.bytes.extend_from_slice(fields.bytes());
+        self.bytes.extend_from_slice(event);
         self.last_offset = offset;
     }
 
@@ -135,7 +173,8 @@ mod tests {
     fn entries() -> Vec<ChangelogEntry> {
         (0..4)
             .map(|i| ChangelogEntry {
-                offset: 10 + i,
+                // Offset 0 first: proto3 leaves zeros out.
+                offset: if i == 0 { 0 } else { 10 + i },
                 present: 1_795_000_000 + i,
                 stream_time: if i == 0 { i64::MIN } else { 1_795_000_000 },
                 // The second entry's event is empty: proto3 leaves the field out.
