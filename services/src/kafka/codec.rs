@@ -1,9 +1,12 @@
 //! Record formats in Kafka mode: input payloads (protobuf or proto3 JSON, told apart by
 //! the `content-type` header or the first byte), raised events out, and header names.
 
-use dunghan_proto::v1::{DossierEvent, SlaEvent};
+use dunghan_core::Raised;
+use dunghan_proto::v1::DossierEvent;
 use prost::Message;
 use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::convert::to_sla_event;
 
 /// Header: the raised event's deterministic id (read back to suppress repeats).
 pub(crate) const ID_HEADER: &str = "dunghan-id";
@@ -78,18 +81,15 @@ pub(crate) fn encode_buffer() -> Vec<u8> {
     Vec::with_capacity(1024)
 }
 
-/// Encodes a raised event as configured (`json` or protobuf) into `out`, emptied first
-/// (one buffer serves every record a thread sends; the producer copies it).
-pub(crate) fn encode(event: &SlaEvent, json: bool, out: &mut Vec<u8>) {
+/// Encodes a raised event as configured (`json` or protobuf `SlaEvent`) into `out`,
+/// emptied first (one buffer serves every record a thread sends; the producer copies it).
+pub(crate) fn encode(event: &Raised, json: bool, out: &mut Vec<u8>) {
     out.clear();
     if json {
         // Writing into a Vec fails only if the serializer does, which SlaEvent's cannot.
-        let _ = serde_json::to_writer(&mut *out, event);
+        let _ = serde_json::to_writer(&mut *out, &to_sla_event(event));
     } else {
-        // The fields straight into the buffer, which grows as needed: `encode` would
-        // first measure the whole message to check a capacity a `Vec` always has (a
-        // third of the encoding work). The caller's buffer starts large enough.
-        event.encode_raw(out);
+        super::protobuf::encode_raised(event, out);
     }
 }
 

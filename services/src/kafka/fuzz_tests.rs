@@ -6,8 +6,8 @@
 //! field, with the noise and without it).
 
 use chrono::NaiveDate;
-use dunghan_core::{Catalog, Engine, EngineConfig};
-use dunghan_proto::v1::{self, dossier_event::Payload, DossierEvent, PublishStatus, SlaEvent};
+use dunghan_core::{Catalog, Engine, EngineConfig, Kind, Raised};
+use dunghan_proto::v1::{self, dossier_event::Payload, DossierEvent, PublishStatus};
 use prost::Message;
 
 use super::codec;
@@ -243,7 +243,7 @@ fn any_input_is_applied_or_dead_lettered_and_rejected_input_changes_nothing() {
     let mut p = partition(&catalog);
     let mut tally = Tally::default();
     let mut kept: Vec<(usize, &Input, PublishStatus)> = Vec::with_capacity(n);
-    let mut noisy: Vec<SlaEvent> = Vec::new();
+    let mut noisy: Vec<Raised> = Vec::new();
     for (offset, input) in inputs.iter().enumerate() {
         let done = p.process(
             offset as i64,
@@ -262,10 +262,10 @@ fn any_input_is_applied_or_dead_lettered_and_rejected_input_changes_nothing() {
                     !code.is_empty() && !message.is_empty(),
                     "reason of {offset}"
                 );
-                let (rejected, rest): (Vec<SlaEvent>, Vec<SlaEvent>) = done
+                let (rejected, rest): (Vec<Raised>, Vec<Raised>) = done
                     .raised
                     .into_iter()
-                    .partition(|e| e.kind() == v1::SlaEventKind::Rejected);
+                    .partition(|e| e.kind() == Kind::Rejected);
                 assert_eq!(rejected.len(), 1, "one REJECTED event for record {offset}");
                 noisy.extend(rest);
                 tally.rejected += 1;
@@ -304,7 +304,7 @@ fn any_input_is_applied_or_dead_lettered_and_rejected_input_changes_nothing() {
     // The records that were applied (and the valid ones), alone: the same statuses and
     // the same raised events.
     let mut clean = partition(&catalog);
-    let mut expected: Vec<SlaEvent> = Vec::new();
+    let mut expected: Vec<Raised> = Vec::new();
     for (offset, (at, input, status)) in kept.iter().enumerate() {
         let done = clean.process(
             offset as i64,
@@ -334,8 +334,8 @@ fn any_input_is_applied_or_dead_lettered_and_rejected_input_changes_nothing() {
     );
     // The same raised events, each once, field by field. (Not always in the same order: a
     // rejected event still fires its dossier's rules due before it, early — README.)
-    let by_id = |events: Vec<SlaEvent>| -> std::collections::BTreeMap<String, Vec<SlaEvent>> {
-        let mut m = std::collections::BTreeMap::<String, Vec<SlaEvent>>::new();
+    let by_id = |events: Vec<Raised>| -> std::collections::BTreeMap<String, Vec<Raised>> {
+        let mut m = std::collections::BTreeMap::<String, Vec<Raised>>::new();
         for e in events {
             m.entry(e.id.clone()).or_default().push(e);
         }

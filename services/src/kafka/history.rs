@@ -8,6 +8,8 @@ use dunghan_proto::v1::{ChangelogEntry, DossierEvent};
 use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 
+use super::protobuf::Varints;
+
 /// `DossierHistory.entries`.
 const ENTRIES: u32 = 1;
 /// `ChangelogEntry` fields.
@@ -15,38 +17,6 @@ const OFFSET: u32 = 1;
 const PRESENT: u32 = 2;
 const STREAM_TIME: u32 = 3;
 const EVENT: u32 = 4;
-
-/// Varints written on the stack: at most four of ten bytes each.
-struct Varints {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl Default for Varints {
-    fn default() -> Varints {
-        Varints {
-            buf: [0; 40],
-            len: 0,
-        }
-    }
-}
-
-impl Varints {
-    /// LEB128, as protobuf writes it.
-    fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.buf[self.len] = (value as u8 & 0x7f) | 0x80;
-            self.len += 1;
-            value >>= 7;
-        }
-        self.buf[self.len] = value as u8;
-        self.len += 1;
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
 
 /// One dossier's history, encoded.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,30 +44,20 @@ impl History {
 
     /// Appends an entry whose event is `event`, already protobuf-encoded: the bytes
     /// prost writes for `entries { offset present stream_time event }`, fields in tag
-    /// order and zeros left out. The head is built on the stack: prost's varints go to a
-    /// `Vec` a byte at a time, each byte a capacity check (a third of the appending).
+    /// order and zeros left out (its head built on the stack: see `protobuf.rs`).
     pub(crate) fn push(&mut self, offset: i64, present: i64, stream_time: i64, event: &[u8]) {
         let mut fields = Varints::default();
-        for (tag, value) in [
-            (OFFSET, offset),
-            (PRESENT, present),
-            (STREAM_TIME, stream_time),
-        ] {
-            if value != 0 {
-                fields.varint(u64::from(tag << 3)); // wire type 0: varint
-                fields.varint(value as u64); // int64: two's complement, 10 bytes if < 0
-            }
-        }
+        fields.int(OFFSET, offset);
+        fields.int(PRESENT, present);
+        fields.int(STREAM_TIME, stream_time);
         if !event.is_empty() {
             // proto3 leaves an empty `bytes` field out.
-            fields.varint(u64::from(EVENT << 3 | 2));
-            fields.varint(event.len() as u64);
+            fields.delimited(EVENT, event.len());
         }
         let mut head = Varints::default();
-        head.varint(u64::from(ENTRIES << 3 | 2)); // wire type 2: length-delimited
-        head.varint((fields.len + event.len()) as u64);
+        head.delimited(ENTRIES, fields.len() + event.len());
         self.bytes
-            .reserve_exact(head.len + fields.len + event.len());
+            .reserve_exact(head.len() + fields.len() + event.len());
         self.bytes.extend_from_slice(head.bytes());
         self.bytes.extend_from_slice(fields.bytes());
         self.bytes.extend_from_slice(event);

@@ -9,6 +9,7 @@ mod history;
 mod io;
 mod metrics;
 mod partition;
+mod protobuf;
 mod query;
 mod runtime;
 mod worker;
@@ -73,3 +74,7 @@ pub(crate) fn run(
         .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))?;
     served.and(consumed)
 }
+
+/// What a scenario raises through a partition (for tests of raised events elsewhere).
+#[cfg(test)]
+pub(crate) use partition::tests::scenario_raised;

@@ -10,13 +10,13 @@ use rustc_hash::FxBuildHasher;
 
 use dunghan_core::{Engine, Kind, Raised};
 use dunghan_proto::v1::dossier_event::Payload;
+use dunghan_proto::v1::PublishStatus;
 use dunghan_proto::v1::{DossierEvent, PartitionCheckpoint};
-use dunghan_proto::v1::{PublishStatus, SlaEvent};
 use prost::Message;
 
 use super::codec;
 use super::history::History;
-use crate::convert::{to_event, to_sla_event};
+use crate::convert::to_event;
 
 /// Each dossier's applied history by dossier id. Fx hashing: a restore inserts every
 /// dossier of the partition twice (read, then rebuilt), and hashing with the default
@@ -33,7 +33,7 @@ pub(crate) const CHECKPOINT_KEY: &str = "\u{0}checkpoint";
 #[derive(Debug, Default)]
 pub(crate) struct Processed {
     /// Raised events to write (those already in the output are left out).
-    pub(crate) raised: Vec<SlaEvent>,
+    pub(crate) raised: Vec<Raised>,
     /// Why the record goes to the dead-letter topic: (reason code, message).
     pub(crate) dead_letter: Option<(String, String)>,
     /// Accepted, duplicate or rejected (for the events metric); `None` when the record
@@ -265,7 +265,7 @@ impl Partition {
     /// Moves stream time to the wall clock (the consumer has caught up with this
     /// partition) and returns what fired. A partition that has never had a record keeps
     /// no stream time, so a first backfill of old events is judged by event time.
-    pub(crate) fn advance(&mut self, now: i64) -> Vec<SlaEvent> {
+    pub(crate) fn advance(&mut self, now: i64) -> Vec<Raised> {
         if now <= self.stream_time || self.stream_time == i64::MIN {
             return Vec::new();
         }
@@ -287,13 +287,12 @@ impl Partition {
         }
     }
 
-    /// Wire form of what was raised, minus what a previous owner already wrote.
-    fn output(&mut self, raised: Vec<Raised>) -> Vec<SlaEvent> {
+    /// What was raised, minus what a previous owner already wrote.
+    fn output(&mut self, mut raised: Vec<Raised>) -> Vec<Raised> {
+        if !self.suppress.is_empty() {
+            raised.retain(|r| !self.suppress.remove(r.id.as_str()));
+        }
         raised
-            .iter()
-            .filter(|r| self.suppress.is_empty() || !self.suppress.remove(r.id.as_str()))
-            .map(to_sla_event)
-            .collect()
     }
 
     /// The changelog records since the last checkpoint: (key, value; `None` = tombstone),
@@ -342,7 +341,7 @@ impl Partition {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use dunghan_core::{Catalog, EngineConfig};
 
@@ -365,6 +364,20 @@ mod tests {
         out.insert(2, b"{not json".to_vec());
         out.insert(3, out[0].clone());
         out
+    }
+
+    /// Everything the scenario raises (for tests of the raised events' encoding).
+    pub(crate) fn scenario_raised() -> Vec<Raised> {
+        let mut p = Partition::new(0, engine());
+        let mut raised = Vec::new();
+        for (offset, r) in records().iter().enumerate() {
+            raised.extend(
+                p.process(offset as i64, NOW, Some(b"D"), Some(r), None)
+                    .raised,
+            );
+        }
+        raised.extend(p.advance(END));
+        raised
     }
 
     /// Runs records `from..` through `p`, then the wall clock to `end`; returns raised ids.

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use dunghan_core::Engine;
-use dunghan_proto::v1::{PartitionCheckpoint, SlaEvent};
+use dunghan_core::{Engine, Raised};
+use dunghan_proto::v1::PartitionCheckpoint;
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -26,6 +26,7 @@ use super::io::{self, Producer};
 use super::metrics::KafkaMetrics;
 use super::partition::{Histories, Ids, Partition, Processed, CHECKPOINT_KEY};
 use crate::config::KafkaSection;
+use crate::convert::to_sla_event;
 use crate::serve::metrics::{Metrics, Tally};
 use crate::serve::node::wall_clock;
 
@@ -437,7 +438,7 @@ fn send(shared: &Shared, mut record: Record<'_>) -> anyhow::Result<()> {
 
 /// Sends raised events to the output partition of input partition `p` (under that
 /// partition's lock: see `Owned`).
-fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> anyhow::Result<()> {
+fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[Raised]) -> anyhow::Result<()> {
     let json = shared.cfg.output_format == "json";
     let content_type = if json { codec::JSON } else { codec::PROTOBUF };
     let mut payload = codec::encode_buffer();
@@ -460,11 +461,13 @@ fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[SlaEvent]) -> 
 }
 
 /// Counts sent raised events and hands them to the watchers (after the partition's lock).
-fn publish(shared: &Shared, raised: Vec<SlaEvent>, tally: &mut Tally) {
-    shared.metrics.observe_into(tally, &raised);
+fn publish(shared: &Shared, raised: &[Raised], tally: &mut Tally) {
+    shared.metrics.observe_into(tally, raised);
     if !raised.is_empty() && shared.watchers.receiver_count() > 0 {
         // A subscriber that left meanwhile is not an error.
-        let _ = shared.watchers.send(Arc::new(raised));
+        let _ = shared
+            .watchers
+            .send(Arc::new(raised.iter().map(to_sla_event).collect()));
     }
 }
 
@@ -556,7 +559,7 @@ pub(crate) fn handle(
             .with_label_values(&[code.as_str()])
             .inc();
     }
-    publish(shared, done.raised, tally);
+    publish(shared, &done.raised, tally);
     Ok(())
 }
 
@@ -583,7 +586,7 @@ pub(crate) fn advance(
         }
         raised
     };
-    publish(shared, raised, tally);
+    publish(shared, &raised, tally);
     Ok(())
 }
 

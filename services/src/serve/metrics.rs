@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dunghan_proto::v1::dossier_event::Payload;
-use dunghan_proto::v1::{Channel, DossierEvent, Outcome, PublishStatus, SlaEvent, SlaEventKind};
+use dunghan_proto::v1::{Channel, DossierEvent, Outcome, PublishStatus, SlaEventKind};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -59,7 +59,9 @@ pub(crate) const STEPS_STARTED: &str = "dunghan_steps_started_total";
 /// at fault when it overruns.
 pub(crate) const STEPS_OVERDUE: &str = "dunghan_steps_overdue_total";
 
+mod counted;
 mod tally;
+pub(crate) use counted::Counted;
 pub(crate) use tally::Tally;
 
 /// Outcome label values of [`FINISHED`] and [`FINISHED_BY_PROCEDURE`].
@@ -353,14 +355,14 @@ impl Metrics {
 
     /// Counts raised events that were stored for the first time (a restart's replay finds
     /// its events already stored, so nothing is counted twice).
-    pub(crate) fn observe(&self, fresh: &[SlaEvent]) {
+    pub(crate) fn observe(&self, fresh: &[impl Counted]) {
         self.observe_into(&mut Direct, fresh);
     }
 
     /// [`Metrics::observe`], counted into `sink`. Series that must exist at zero before
     /// their first increase (a counter born at 1 is an increase `increase()` never sees)
     /// are created here, in the shared registry, whatever the sink.
-    pub(crate) fn observe_into(&self, sink: &mut impl Sink, fresh: &[SlaEvent]) {
+    pub(crate) fn observe_into(&self, sink: &mut impl Sink, fresh: &[impl Counted]) {
         for r in fresh {
             let kind = r.kind();
             let mut level = itoa::Buffer::new();
@@ -368,16 +370,16 @@ impl Metrics {
                 .kind_labels
                 .get(kind as usize)
                 .map_or("", String::as_str);
-            sink.inc(self, Series::Raised, &[kind_label, level.format(r.level)]);
+            sink.inc(self, Series::Raised, &[kind_label, level.format(r.level())]);
             let channel = self.channel_labels.get(r.channel() as usize);
             let channel = channel.map_or("", String::as_str);
             match kind {
                 SlaEventKind::DeadlineComputed => {
-                    let [a, f, c] = [r.agency_id.as_str(), r.field.as_str(), channel];
+                    let [a, f, c] = [r.agency_id(), r.field(), channel];
                     sink.inc(self, Series::Received, &[a, f, c]);
                     // Every outcome series exists at zero from the receipt on, or the
                     // on-time rate rules would miss the dossier.
-                    let p = r.procedure_code.as_str();
+                    let p = r.procedure_code();
                     if sink.first_sight(&[a, f, c, p]) {
                         // Created under the lock (once per key): a thread that finds the
                         // key finds the series too.
@@ -398,16 +400,16 @@ impl Metrics {
                         Outcome::Late => OUTCOMES[2],
                         Outcome::Unspecified => OUTCOMES[3],
                     };
-                    let [a, f, c] = [r.agency_id.as_str(), r.field.as_str(), channel];
+                    let [a, f, c] = [r.agency_id(), r.field(), channel];
                     sink.inc(self, Series::Finished, &[a, f, c, outcome]);
-                    let p = r.procedure_code.as_str();
+                    let p = r.procedure_code();
                     sink.inc(self, Series::FinishedByProcedure, &[a, p, outcome]);
                 }
-                SlaEventKind::Escalation if r.level == 1 && !r.step_id.is_empty() => {
-                    sink.inc(self, Series::StepsOverdue, &[r.department_id.as_str()]);
+                SlaEventKind::Escalation if r.level() == 1 && !r.step_id().is_empty() => {
+                    sink.inc(self, Series::StepsOverdue, &[r.department_id()]);
                 }
                 SlaEventKind::ApologyRequired => {
-                    let department = r.department_id.as_str();
+                    let department = r.department_id();
                     sink.inc(self, Series::Apologies, &[department, "required"]);
                     // Zero until one is overdue, so the first overdue one is an increase.
                     if sink.first_sight(&[department, "overdue"]) {
@@ -415,7 +417,7 @@ impl Metrics {
                     }
                 }
                 SlaEventKind::ApologyOverdue => {
-                    let department = r.department_id.as_str();
+                    let department = r.department_id();
                     sink.inc(self, Series::Apologies, &[department, "overdue"]);
                 }
                 _ => {}
