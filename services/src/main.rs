@@ -30,20 +30,6 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Transparent huge pages off for this process, unless `MIMALLOC_ALLOW_THP` asks for
-/// them. mimalloc advises the kernel to back its arenas with 2 MiB pages, so every fresh
-/// arena region costs a fault that zeroes 2 MiB; librdkafka's buffers come and go through
-/// such regions, and in Kafka mode zeroing pages took about a tenth of the CPU and a fifth
-/// more resident memory (BENCHMARKS.md, 2026-12-01 evening). mimalloc's own
-/// `MIMALLOC_ALLOW_THP=0` does the same, but only read from the environment at start.
-fn without_huge_pages() {
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
-        return; // mimalloc has done what was asked
-    }
-    // Kernels without the flag (before 3.15) keep their default: nothing to report.
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
-}
-
 /// A user's mistake (bad value, unreadable file): one line on stderr, exit status 2.
 #[derive(Debug)]
 pub(crate) struct InputError(pub(crate) String);
@@ -62,7 +48,6 @@ pub(crate) fn input_error<T>(message: impl Into<String>) -> anyhow::Result<T> {
 }
 
 fn main() -> ExitCode {
-    without_huge_pages();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

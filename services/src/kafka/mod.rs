@@ -23,6 +23,21 @@ pub(crate) use runtime::EngineFactory;
 use crate::config::KafkaSection;
 use crate::serve::{cluster::Peers, metrics::Metrics, node::SharedCalendars, Listen, Services};
 
+/// Transparent huge pages off for the process from here on, unless `MIMALLOC_ALLOW_THP`
+/// asks for them. mimalloc advises the kernel to back its arenas with 2 MiB pages, so each
+/// fresh arena region costs a fault that zeroes 2 MiB; librdkafka's fetch and produce
+/// buffers come and go through such regions, and zeroing pages took about a tenth of the
+/// CPU in Kafka mode, with a fifth more resident memory (BENCHMARKS.md, "Huge pages").
+/// mimalloc's own `MIMALLOC_ALLOW_THP=0` does the same, read only from the environment at
+/// start. Embedded mode keeps the kernel's default: nothing measured there asks otherwise.
+fn without_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return; // mimalloc has done what was asked
+    }
+    // A kernel without the flag (before 3.15) keeps its default: nothing to report.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
 /// Creates the topics, starts the consumer thread (and its partition threads) and serves
 /// gRPC and HTTP until a signal; then stops the consumer (last checkpoint, leave the group).
 pub(crate) fn run(
@@ -34,6 +49,7 @@ pub(crate) fn run(
     (catalog, calendars): (Arc<dunghan_core::Catalog>, SharedCalendars),
     listen: Listen,
 ) -> anyhow::Result<()> {
+    without_huge_pages();
     let partitions = tokio
         .block_on(io::ensure_topics(&kafka))
         .map_err(|e| anyhow::anyhow!("Kafka at {}: {e}", kafka.brokers.as_deref().unwrap_or("")))?;
