@@ -20,12 +20,34 @@ pub(crate) trait Counted {
     fn field(&self) -> &str;
 }
 
+/// The accessors both forms share: fields of the same name and meaning (`Arc<str>` in
+/// one, `String` in the other).
+macro_rules! same_fields {
+    () => {
+        fn level(&self) -> u32 {
+            self.level
+        }
+        fn agency_id(&self) -> &str {
+            &self.agency_id
+        }
+        fn department_id(&self) -> &str {
+            &self.department_id
+        }
+        fn step_id(&self) -> &str {
+            &self.step_id
+        }
+        fn procedure_code(&self) -> &str {
+            &self.procedure_code
+        }
+        fn field(&self) -> &str {
+            &self.field
+        }
+    };
+}
+
 impl Counted for SlaEvent {
     fn kind(&self) -> SlaEventKind {
         SlaEvent::kind(self)
-    }
-    fn level(&self) -> u32 {
-        self.level
     }
     fn channel(&self) -> Channel {
         SlaEvent::channel(self)
@@ -33,29 +55,12 @@ impl Counted for SlaEvent {
     fn outcome(&self) -> Outcome {
         SlaEvent::outcome(self)
     }
-    fn agency_id(&self) -> &str {
-        &self.agency_id
-    }
-    fn department_id(&self) -> &str {
-        &self.department_id
-    }
-    fn step_id(&self) -> &str {
-        &self.step_id
-    }
-    fn procedure_code(&self) -> &str {
-        &self.procedure_code
-    }
-    fn field(&self) -> &str {
-        &self.field
-    }
+    same_fields!();
 }
 
 impl Counted for Raised {
     fn kind(&self) -> SlaEventKind {
         sla_kind(Raised::kind(self))
-    }
-    fn level(&self) -> u32 {
-        self.level
     }
     fn channel(&self) -> Channel {
         sla_channel(self.channel)
@@ -63,21 +68,7 @@ impl Counted for Raised {
     fn outcome(&self) -> Outcome {
         sla_outcome(self.outcome)
     }
-    fn agency_id(&self) -> &str {
-        &self.agency_id
-    }
-    fn department_id(&self) -> &str {
-        &self.department_id
-    }
-    fn step_id(&self) -> &str {
-        &self.step_id
-    }
-    fn procedure_code(&self) -> &str {
-        &self.procedure_code
-    }
-    fn field(&self) -> &str {
-        &self.field
-    }
+    same_fields!();
 }
 
 #[cfg(test)]
