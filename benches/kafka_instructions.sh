@@ -7,11 +7,14 @@
 #   benches/kafka_instructions.sh                       # this build
 #   BINS="/tmp/old-build target/release" benches/kafka_instructions.sh   # builds side by side
 #   DOSSIERS=5000 TOP=40 benches/kafka_instructions.sh  # smaller input, longer profile
+#   TOGGLE='*BaseProducer*poll*' benches/kafka_instructions.sh   # the delivery thread
+#   TOGGLE="" THREADS=yes benches/kafka_instructions.sh  # the whole process, file per thread
 #
 # BINS: directories holding a `dunghan` binary (default: the release build). DOSSIERS
 # (20 000, ≈ 105 000 events): the same seeded input for every build, JSON as in
-# kafka_throughput.sh. Prints instructions per event in the record path and, with TOP=n,
-# the n costliest functions in it (inclusive). Needs valgrind; about a minute per build.
+# kafka_throughput.sh. Prints instructions per event in the functions counted (and per
+# thread with THREADS=yes) and, with TOP=n, the n costliest functions in them (inclusive);
+# KEEP=dir keeps the callgrind files. Needs valgrind; about a minute per build.
 DOSSIERS="${DOSSIERS:-20000}"
 source "$(dirname "$0")/kafka_common.sh"
 command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -50,11 +53,22 @@ for build in $BINS; do
         seen="$(metric dunghan_events_total int)"
         stop_serve
         [ "$seen" -ge "$EVENTS" ] || { echo "$build: only $seen of $EVENTS events in 10 min" >&2; exit 1; }
-        ir="$(awk '/^(summary|totals):/ { print $2; exit }' "$DIR/callgrind.$n")"
-        echo "$build/dunghan: $EVENTS events, $((ir / EVENTS)) instructions/event in the record path"
+        # One file, or one per thread (callgrind.N-01, -02, …) with THREADS=yes.
+        total() { awk '/^(summary|totals):/ { t = $2; exit } END { print t + 0 }' "$1"; }
+        ir=0
+        for f in "$DIR/callgrind.$n"*; do ir=$((ir + $(total "$f"))); done
+        echo "$build/dunghan: $EVENTS events, $((ir / EVENTS)) instructions/event counted"
+        for f in "$DIR/callgrind.$n"*; do
+            [ "${THREADS:-no}" = yes ] || break
+            t="$(total "$f")"
+            if [ "$t" -ge "$EVENTS" ]; then echo "  thread ${f##*-}: $((t / EVENTS))/event"; fi
+        done
+        [ -z "${KEEP:-}" ] || cp "$DIR/callgrind.$n"* "$KEEP/"
         if [ -n "${TOP:-}" ]; then
-            callgrind_annotate --inclusive=yes "$DIR/callgrind.$n" 2>/dev/null \
-                | grep -E '^ *[0-9,]+ \(' | sed -n "2,$((TOP + 1))p" | cut -c1-180
+            for f in "$DIR/callgrind.$n"*; do
+                callgrind_annotate --inclusive=yes "$f" 2>/dev/null \
+                    | grep -E '^ *[0-9,]+ \(' | sed -n "2,$((TOP + 1))p" | cut -c1-180
+            done
         fi
     )
 done
