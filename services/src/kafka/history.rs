@@ -8,7 +8,7 @@ use dunghan_proto::v1::{ChangelogEntry, DossierEvent};
 use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 
-use super::protobuf::Varints;
+use super::protobuf::{delimited, delimited_len, int, int_len};
 
 /// `DossierHistory.entries`.
 const ENTRIES: u32 = 1;
@@ -44,23 +44,27 @@ impl History {
 
     /// Appends an entry whose event is `event`, already protobuf-encoded: the bytes
     /// prost writes for `entries { offset present stream_time event }`, fields in tag
-    /// order and zeros left out (its head built on the stack: see `protobuf.rs`).
+    /// order and zeros left out (see `protobuf.rs`), in one allocation of the exact size.
     pub(crate) fn push(&mut self, offset: i64, present: i64, stream_time: i64, event: &[u8]) {
-        let mut fields = Varints::default();
-        fields.int(OFFSET, offset);
-        fields.int(PRESENT, present);
-        fields.int(STREAM_TIME, stream_time);
+        let event_field = if event.is_empty() {
+            0 // proto3 leaves an empty `bytes` field out
+        } else {
+            delimited_len(EVENT, event.len())
+        };
+        let entry_len = int_len(OFFSET, offset)
+            + int_len(PRESENT, present)
+            + int_len(STREAM_TIME, stream_time)
+            + event_field;
+        let out = &mut self.bytes;
+        out.reserve_exact(delimited_len(ENTRIES, entry_len));
+        delimited(out, ENTRIES, entry_len);
+        int(out, OFFSET, offset);
+        int(out, PRESENT, present);
+        int(out, STREAM_TIME, stream_time);
         if !event.is_empty() {
-            // proto3 leaves an empty `bytes` field out.
-            fields.delimited(EVENT, event.len());
+            delimited(out, EVENT, event.len());
+            out.extend_from_slice(event);
         }
-        let mut head = Varints::default();
-        head.delimited(ENTRIES, fields.len() + event.len());
-        self.bytes
-            .reserve_exact(head.len() + fields.len() + event.len());
-        self.bytes.extend_from_slice(head.bytes());
-        self.bytes.extend_from_slice(fields.bytes());
-        self.bytes.extend_from_slice(event);
         self.last_offset = offset;
     }
 

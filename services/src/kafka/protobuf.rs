@@ -1,10 +1,11 @@
 //! Protobuf written by hand on the record path: a raised event as `SlaEvent`, straight
-//! from the engine's `Raised` (no `SlaEvent` of eight owned strings built first), and
-//! the head of a changelog entry. Each varint goes to the buffer in one piece, where
-//! prost writes a `Vec` a byte at a time with a capacity check per byte. The bytes are
-//! the ones prost writes (tested), so consumers see no difference.
+//! from the engine's `Raised` (no `SlaEvent` of eight owned strings built first), and a
+//! changelog entry. Varints are inlined pushes into a buffer with room; prost's go
+//! through `BufMut::put_slice` a byte at a time, out of line. The bytes are the ones prost
+//! writes (tested), so consumers see no difference.
 
 use dunghan_core::Raised;
+use prost::encoding::encoded_len_varint;
 
 use crate::convert::{sla_channel, sla_kind, sla_outcome};
 
@@ -12,94 +13,72 @@ use crate::convert::{sla_channel, sla_kind, sla_outcome};
 const VARINT: u32 = 0;
 const LENGTH_DELIMITED: u32 = 2;
 
-/// Varints written on the stack: room for four of ten bytes each.
-pub(crate) struct Varints {
-    buf: [u8; 40],
-    len: usize,
+/// Appends `value` in LEB128, as protobuf writes varints (inlined: the caller's buffer
+/// has room, so each byte is a store and a length check).
+#[inline]
+pub(crate) fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
-impl Default for Varints {
-    fn default() -> Varints {
-        Varints {
-            buf: [0; 40],
-            len: 0,
-        }
-    }
+/// Appends a field's key.
+#[inline]
+fn key(out: &mut Vec<u8>, tag: u32, wire_type: u32) {
+    varint(out, u64::from(tag << 3 | wire_type));
 }
 
-impl Varints {
-    /// LEB128, as protobuf writes it.
-    pub(crate) fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.buf[self.len] = (value as u8 & 0x7f) | 0x80;
-            self.len += 1;
-            value >>= 7;
-        }
-        self.buf[self.len] = value as u8;
-        self.len += 1;
-    }
-
-    /// A field's key.
-    pub(crate) fn key(&mut self, tag: u32, wire_type: u32) {
-        self.varint(u64::from(tag << 3 | wire_type));
-    }
-
-    /// An `int64`/`uint32`/enum field, left out when zero (proto3); a negative value
-    /// takes ten bytes.
-    pub(crate) fn int(&mut self, tag: u32, value: i64) {
-        if value != 0 {
-            self.key(tag, VARINT);
-            self.varint(value as u64);
-        }
-    }
-
-    /// The key and length of a length-delimited field.
-    pub(crate) fn delimited(&mut self, tag: u32, len: usize) {
-        self.key(tag, LENGTH_DELIMITED);
-        self.varint(len as u64);
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+/// Appends an `int64`/`uint32`/enum field, left out when zero (proto3); a negative value
+/// takes ten bytes.
+#[inline]
+pub(crate) fn int(out: &mut Vec<u8>, tag: u32, value: i64) {
+    if value != 0 {
+        key(out, tag, VARINT);
+        varint(out, value as u64);
     }
 }
 
-/// Appends `head`'s varints to `out`.
-fn put(out: &mut Vec<u8>, head: Varints) {
-    out.extend_from_slice(head.bytes());
+/// How many bytes [`int`] appends.
+pub(crate) fn int_len(tag: u32, value: i64) -> usize {
+    if value == 0 {
+        0
+    } else {
+        encoded_len_varint(u64::from(tag << 3)) + encoded_len_varint(value as u64)
+    }
+}
+
+/// Appends the key and length of a length-delimited field.
+#[inline]
+pub(crate) fn delimited(out: &mut Vec<u8>, tag: u32, len: usize) {
+    key(out, tag, LENGTH_DELIMITED);
+    varint(out, len as u64);
+}
+
+/// How many bytes [`delimited`] appends, content included.
+pub(crate) fn delimited_len(tag: u32, len: usize) -> usize {
+    encoded_len_varint(u64::from(tag << 3 | LENGTH_DELIMITED))
+        + encoded_len_varint(len as u64)
+        + len
 }
 
 /// A `string` field, left out when empty.
+#[inline]
 fn string(out: &mut Vec<u8>, tag: u32, value: &str) {
     if !value.is_empty() {
-        let mut head = Varints::default();
-        head.delimited(tag, value.len());
-        put(out, head);
+        delimited(out, tag, value.len());
         out.extend_from_slice(value.as_bytes());
     }
 }
 
-/// A scalar field.
-fn int(out: &mut Vec<u8>, tag: u32, value: i64) {
-    let mut head = Varints::default();
-    head.int(tag, value);
-    put(out, head);
-}
-
 /// A `google.protobuf.Timestamp` or `Duration` field of whole seconds (present, even at
 /// zero, when `Some`).
+#[inline]
 fn seconds(out: &mut Vec<u8>, tag: u32, value: Option<i64>) {
     let Some(s) = value else { return };
-    let mut inner = Varints::default();
-    inner.int(1, s);
-    let mut head = Varints::default();
-    head.delimited(tag, inner.len());
-    put(out, head);
-    put(out, inner);
+    delimited(out, tag, int_len(1, s));
+    int(out, 1, s);
 }
 
 /// Appends raised event `r` as the `SlaEvent` that `convert::to_sla_event` makes of it.
@@ -191,11 +170,15 @@ mod tests {
     #[test]
     fn varints_are_leb128() {
         for v in [0u64, 1, 127, 128, 300, u32::MAX.into(), u64::MAX] {
-            let mut head = Varints::default();
-            head.varint(v);
+            let mut out = Vec::new();
+            varint(&mut out, v);
             let mut want = Vec::new();
             prost::encoding::encode_varint(v, &mut want);
-            assert_eq!(head.bytes(), want, "{v}");
+            assert_eq!(out, want, "{v}");
+            assert_eq!(
+                int_len(1, v as i64),
+                if v == 0 { 0 } else { 1 + want.len() }
+            );
         }
     }
 }
