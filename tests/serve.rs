@@ -988,3 +988,41 @@ async fn an_admin_closure_moves_open_deadlines_and_survives_a_restart() {
     drop(node);
     std::fs::remove_dir_all(&data).ok();
 }
+
+#[test]
+fn a_librdkafka_property_from_the_environment_reaches_the_clients() {
+    // `DUNGHAN__KAFKA__PROPERTIES__QUEUED_MIN_MESSAGES` is `queued.min.messages`: a bad
+    // value stops Kafka mode at start with librdkafka's own complaint about that property.
+    let data = data_dir("kafka-property");
+    let mut command = common::serve_command(&data);
+    command
+        .env("DUNGHAN__KAFKA__BROKERS", "127.0.0.1:1")
+        .env("DUNGHAN__KAFKA__PROPERTIES__QUEUED_MIN_MESSAGES", "many")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().ok();
+            panic!("serve did not stop on a bad property");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        stderr.contains("\"queued.min.messages\"") && stderr.contains("many"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&data).ok();
+}

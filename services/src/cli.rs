@@ -38,8 +38,9 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Configuration file (TOML): [catalog] file, [calendar] file, [store] data_dir,
-    /// [grpc] listen, [metrics] listen, [log] format/level, [engine] thresholds; every key
-    /// also as DUNGHAN__SECTION__KEY (environment beats file, flags beat both).
+    /// [grpc] listen, [metrics] listen, [log] format/level, [engine] thresholds, [kafka];
+    /// every key also as DUNGHAN__SECTION__KEY (environment beats file, flags beat both),
+    /// librdkafka properties as DUNGHAN__KAFKA__PROPERTIES__NAME (dots as underscores).
     #[arg(long, value_name = "FILE", env = "DUNGHAN_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Procedure catalog file (TOML). Default: the example catalog in deploy/.

@@ -219,7 +219,25 @@ impl Config {
                     "environment variable {name}: [{section}] is not a section"
                 ));
             };
-            table.insert(key, scalar(&raw));
+            match (section.as_str(), key.split_once("__")) {
+                // `DUNGHAN__KAFKA__PROPERTIES__SASL_MECHANISM=PLAIN` is
+                // `[kafka.properties] "sasl.mechanism" = "PLAIN"`: librdkafka's names are
+                // dotted, and a variable's name cannot hold a dot.
+                ("kafka", Some(("properties", property))) if !property.is_empty() => {
+                    let properties = table
+                        .entry("properties")
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let Some(properties) = properties.as_table_mut() else {
+                        return Err(format!(
+                            "environment variable {name}: [kafka] properties is not a table"
+                        ));
+                    };
+                    properties.insert(property.replace('_', "."), toml::Value::String(raw));
+                }
+                _ => {
+                    table.insert(key, scalar(&raw));
+                }
+            }
             origins.push(name);
         }
         let origin = match (file, origins.is_empty()) {
@@ -339,6 +357,46 @@ mod tests {
         .unwrap();
         assert_eq!(c.engine.warning_fraction, 0.5, "environment beats the file");
         assert_eq!(c.engine.apology_lead_days, 2.0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn librdkafka_properties_come_from_the_file_and_the_environment() {
+        let dir = std::env::temp_dir().join(format!("dunghan-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dunghan.toml");
+        std::fs::write(
+            &file,
+            "[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"client.id\" = \"desk\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("DUNGHAN__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SASL_SSL"),
+                (
+                    "DUNGHAN__KAFKA__PROPERTIES__SASL_MECHANISM",
+                    "SCRAM-SHA-512",
+                ),
+                ("DUNGHAN__KAFKA__PROPERTIES__QUEUED_MIN_MESSAGES", "5000"),
+                ("DUNGHAN__KAFKA__GROUP_ID", "tinh"),
+            ]),
+        )
+        .unwrap();
+        let p = &c.kafka.properties;
+        assert_eq!(
+            p["security.protocol"], "SASL_SSL",
+            "environment beats the file"
+        );
+        assert_eq!(
+            p["sasl.mechanism"], "SCRAM-SHA-512",
+            "value kept as written"
+        );
+        assert_eq!(p["queued.min.messages"], "5000", "a number stays text");
+        assert_eq!(p["client.id"], "desk", "the file's others stay");
+        assert_eq!(c.kafka.group_id, "tinh");
+        let e = Config::load(None, env(&[("DUNGHAN__KAFKA__PROPERTIES", "x")])).unwrap_err();
+        assert!(e.contains("properties"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
