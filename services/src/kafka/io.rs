@@ -33,13 +33,39 @@ pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "50";
 
 /// Settings every client shares: the brokers and the user's extra properties.
 pub(crate) fn client_config(k: &KafkaSection) -> ClientConfig {
+    settings(k, &[], &[])
+}
+
+/// A client's settings, in the order that decides who wins: the brokers and dunghan's
+/// `tuning` (which `[kafka.properties]` may change), then those properties, then `fixed`:
+/// what the exactly-once argument or the runtime's own logic rests on (a property that
+/// names one of these is ignored, with a warning).
+pub(crate) fn settings(
+    k: &KafkaSection,
+    tuning: &[(&str, &str)],
+    fixed: &[(&str, &str)],
+) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set(
         "bootstrap.servers",
         k.brokers.as_deref().unwrap_or_default(),
     );
+    for (key, value) in tuning {
+        c.set(*key, *value);
+    }
     for (key, value) in &k.properties {
         c.set(key, value);
+    }
+    for (key, value) in fixed {
+        if let Some(configured) = k.properties.get(*key).filter(|v| v != value) {
+            tracing::warn!(
+                property = key,
+                configured = %configured,
+                used = value,
+                "[kafka.properties] names a setting dunghan fixes: the configured value is ignored"
+            );
+        }
+        c.set(*key, *value);
     }
     c
 }
@@ -246,14 +272,15 @@ pub(crate) type Producer = ThreadedProducer<Deliveries>;
 /// A producer that keeps each partition's records in order and loses none on a broker
 /// hiccup (retries until `message.timeout.ms`).
 pub(crate) fn producer(k: &KafkaSection) -> anyhow::Result<Producer> {
-    let mut c = client_config(k);
-    c.set("acks", "all")
-        .set("max.in.flight.requests.per.connection", "1")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "300000");
-    for (key, value) in &k.properties {
-        c.set(key, value);
-    }
+    let c = settings(
+        k,
+        &[("linger.ms", "5"), ("message.timeout.ms", "300000")],
+        // Durable before a checkpoint counts it, and in order within a partition.
+        &[
+            ("acks", "all"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ],
+    );
     Ok(c.create_with_context(Deliveries::default())?)
 }
 
@@ -270,14 +297,22 @@ pub(crate) fn read_partitions(
     if starts.is_empty() {
         return Ok(0);
     }
-    let mut c = client_config(k);
-    c.set("group.id", format!("{}-restore", k.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "50")
-        .set("max.partition.fetch.bytes", "52428800")
-        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    let group = format!("{}-restore", k.group_id);
+    let c = settings(
+        k,
+        &[
+            ("fetch.wait.max.ms", "50"),
+            ("max.partition.fetch.bytes", "52428800"),
+            ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
+        ],
+        // A group of its own that commits nothing; the end of a partition ends the read.
+        &[
+            ("group.id", &group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+        ],
+    );
     let consumer: BaseConsumer<Quiet> = c.create_with_context(Quiet)?;
     let mut tpl = TopicPartitionList::new();
     for (partition, from) in starts {
@@ -344,6 +379,35 @@ mod tests {
         assert_eq!(d.reported_through(), 300);
         d.reported(301);
         assert_eq!(d.reported_through(), 302);
+    }
+
+    #[test]
+    fn properties_beat_the_tuning_and_lose_to_what_correctness_fixes() {
+        let mut k = KafkaSection {
+            brokers: Some("b:9092".into()),
+            ..KafkaSection::default()
+        };
+        for (key, value) in [
+            ("fetch.wait.max.ms", "10"),
+            ("enable.auto.commit", "true"),
+            ("client.id", "desk"),
+        ] {
+            k.properties.insert(key.into(), value.into());
+        }
+        let c = settings(
+            &k,
+            &[("fetch.wait.max.ms", "50"), ("linger.ms", "5")],
+            &[("enable.auto.commit", "false")],
+        );
+        assert_eq!(c.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("10"), "the user's tuning");
+        assert_eq!(
+            c.get("linger.ms"),
+            Some("5"),
+            "dunghan's where the user is silent"
+        );
+        assert_eq!(c.get("enable.auto.commit"), Some("false"), "fixed");
+        assert_eq!(c.get("client.id"), Some("desk"));
     }
 
     #[test]

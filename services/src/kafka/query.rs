@@ -34,8 +34,7 @@ type Histories = Vec<(Arc<str>, History, i64)>;
 
 impl KafkaNode {
     pub(crate) fn new(shared: Arc<Shared>) -> anyhow::Result<KafkaNode> {
-        let mut c = io::client_config(&shared.cfg);
-        c.set("acks", "all");
+        let c = io::settings(&shared.cfg, &[], &[("acks", "all")]);
         Ok(KafkaNode {
             publisher: c.create()?,
             shared,

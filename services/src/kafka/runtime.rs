@@ -835,27 +835,29 @@ pub(crate) fn run(
     partitions: i32,
 ) -> anyhow::Result<()> {
     let cfg = shared.cfg.clone();
-    let mut c = io::client_config(&cfg);
-    c.set("group.id", &cfg.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true")
-        .set("statistics.interval.ms", "5000")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        // Short fetch waits: a broker that holds a fetch for its full wait while other
-        // partitions have data (tansu does) would otherwise pace a catch-up at 2 fetches/s.
-        .set("fetch.wait.max.ms", "50")
-        .set("max.partition.fetch.bytes", "52428800")
-        .set("fetch.queue.backoff.ms", io::FETCH_QUEUE_BACKOFF_MS);
+    // Short fetch waits: a broker that holds a fetch for its full wait while other
+    // partitions have data (tansu does) would otherwise pace a catch-up at 2 fetches/s.
+    let tuning = [
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "5000"),
+        ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "1000"),
+        ("fetch.wait.max.ms", "50"),
+        ("max.partition.fetch.bytes", "52428800"),
+        ("fetch.queue.backoff.ms", io::FETCH_QUEUE_BACKOFF_MS),
+    ];
+    // Offsets are the checkpoint's to commit; partition EOF moves stream time to the clock.
+    let mut fixed = vec![
+        ("group.id", cfg.group_id.as_str()),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("enable.partition.eof", "true"),
+    ];
     if let Some(id) = &cfg.instance_id {
         // Static membership: a restarted instance takes its own place back at once.
-        c.set("group.instance.id", id);
+        fixed.push(("group.instance.id", id.as_str()));
     }
-    for (key, value) in &cfg.properties {
-        c.set(key, value);
-    }
+    let c = io::settings(&cfg, &tuning, &fixed);
     let consumer: Arc<BaseConsumer<Context>> = Arc::new(c.create_with_context(Context {
         shared: shared.clone(),
     })?);
