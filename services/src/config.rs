@@ -332,16 +332,21 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn defaults_file_then_environment() {
-        let dir = std::env::temp_dir().join(format!("dunghan-config-{}", std::process::id()));
+    /// `dunghan.toml` holding `text` in a fresh directory named after `name`.
+    fn config_file(name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("dunghan-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("dunghan.toml");
-        std::fs::write(
-            &file,
+        std::fs::write(&file, text).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn defaults_file_then_environment() {
+        let (dir, file) = config_file(
+            "config",
             "[catalog]\nfile = \"procedures.toml\"\n[engine]\nwarning_fraction = 0.8\n",
-        )
-        .unwrap();
+        );
         let c = Config::load(Some(&file), env(&[])).unwrap();
         assert_eq!(c.engine.warning_fraction, 0.8);
         assert_eq!(c.catalog.file, Some(dir.join("procedures.toml")));
@@ -362,14 +367,10 @@ mod tests {
 
     #[test]
     fn librdkafka_properties_come_from_the_file_and_the_environment() {
-        let dir = std::env::temp_dir().join(format!("dunghan-props-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("dunghan.toml");
-        std::fs::write(
-            &file,
+        let (dir, file) = config_file(
+            "props",
             "[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"client.id\" = \"desk\"\n",
-        )
-        .unwrap();
+        );
         let c = Config::load(
             Some(&file),
             env(&[
