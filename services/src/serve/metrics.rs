@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dunghan_proto::v1::dossier_event::Payload;
-use dunghan_proto::v1::{Channel, DossierEvent, Outcome, PublishStatus, SlaEventKind};
+use dunghan_proto::v1::{
+    Channel, DossierEvent, Outcome, PublishStatus, SatisfactionLevel, SlaEventKind,
+};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -91,9 +93,10 @@ pub(crate) struct Metrics {
     steps_overdue: IntCounterVec,
     /// Outcome series already created at zero.
     cache: Arc<Mutex<Cache>>,
-    /// Label values of `SlaEventKind`s and `Channel`s, made once.
+    /// Label values of `SlaEventKind`s, `Channel`s and `SatisfactionLevel`s, made once.
     kind_labels: Arc<[String]>,
     channel_labels: Arc<[String]>,
+    rating_labels: Arc<[String]>,
 }
 
 /// What the shared path remembers across threads.
@@ -304,9 +307,13 @@ impl Metrics {
             "Steps that overran their allotted time, by department.",
             &["department"],
         )?;
-        // Every level from the start, so a rate over the ratings sees the first one too.
-        for level in ["very_satisfied", "satisfied", "acceptable", "dissatisfied"] {
-            ratings.with_label_values(&[level]);
+        let rating_labels = enum_labels("SATISFACTION_LEVEL_", |n| {
+            SatisfactionLevel::try_from(n).ok().map(|l| l.as_str_name())
+        });
+        // Every level from the start (not `unspecified`), so a rate over the ratings sees
+        // the first one too.
+        for level in rating_labels.iter().skip(1) {
+            ratings.with_label_values(&[level.as_str()]);
         }
         Ok(Metrics {
             registry,
@@ -335,6 +342,7 @@ impl Metrics {
             channel_labels: enum_labels("CHANNEL_", |n| {
                 Channel::try_from(n).ok().map(|c| c.as_str_name())
             }),
+            rating_labels,
         })
     }
 
@@ -470,12 +478,8 @@ impl Metrics {
                 }
             }
             Some(Payload::CitizenRated(r)) => {
-                let level = r
-                    .level()
-                    .as_str_name()
-                    .trim_start_matches("SATISFACTION_LEVEL_")
-                    .to_ascii_lowercase();
-                sink.inc(self, Series::Ratings, &[level.as_str()]);
+                let level = self.rating_labels.get(r.level() as usize);
+                sink.inc(self, Series::Ratings, &[level.map_or("", String::as_str)]);
             }
             Some(Payload::ApologyIssued(a)) => {
                 sink.inc(

@@ -185,6 +185,32 @@ mod tests {
     }
 
     #[test]
+    fn ratings_are_counted_by_level_from_zero() {
+        let metrics = Metrics::new().unwrap();
+        let series = |level: &str, n: u32| {
+            format!(r#"dunghan_satisfaction_ratings_total{{level="{level}"}} {n}"#)
+        };
+        let text = metrics.render();
+        for level in ["very_satisfied", "satisfied", "acceptable", "dissatisfied"] {
+            assert!(text.contains(&series(level, 0)), "{text}");
+        }
+        assert!(!text.contains("unspecified"), "{text}");
+        let rated = DossierEvent {
+            payload: Some(Payload::CitizenRated(dunghan_proto::v1::CitizenRated {
+                level: dunghan_proto::v1::SatisfactionLevel::Acceptable as i32,
+                ..Default::default()
+            })),
+            ..DossierEvent::default()
+        };
+        let mut tally = Tally::new();
+        metrics.count_event_into(&mut tally, PublishStatus::Accepted, "", Some(&rated));
+        tally.flush(true);
+        let text = metrics.render();
+        assert!(text.contains(&series("acceptable", 1)), "{text}");
+        assert!(text.contains(&series("satisfied", 0)), "{text}");
+    }
+
+    #[test]
     fn counts_wait_for_the_flush_but_zero_series_exist_at_once() {
         let metrics = Metrics::new().unwrap();
         let mut tally = Tally::new();
