@@ -24,6 +24,8 @@
 
 pub use pbjson_types;
 
+pub mod json;
+
 /// Package `dunghan.v1`: messages and enums generated from the `.proto` files,
 /// with their `serde` impls.
 // Generated code follows prost's and pbjson's conventions, not ours, so the

@@ -239,6 +239,14 @@ fn any_input_is_applied_or_dead_lettered_and_rejected_input_changes_nothing() {
     let began = std::time::Instant::now();
     let (catalog, inputs) = inputs(n);
     assert_eq!(inputs.len(), n, "the generated province has enough events");
+    // The hand-written JSON path decodes what it decodes as pbjson does.
+    for input in &inputs {
+        let text = std::str::from_utf8(&input.payload).ok();
+        if let Some((text, fast)) = text.and_then(|t| Some((t, dunghan_proto::json::decode(t)?))) {
+            let full: DossierEvent = serde_json::from_str(text).expect("pbjson reads it too");
+            assert_eq!(fast, full, "{text}");
+        }
+    }
     // Everything, interleaved, through one partition.
     let mut p = partition(&catalog);
     let mut tally = Tally::default();
