@@ -6,6 +6,12 @@
 use crate::pbjson_types::Timestamp;
 use crate::v1::{self, dossier_event::Payload, DossierEvent};
 
+/// Decodes a proto3-JSON `DossierEvent`: the common form by hand, anything else (and every
+/// error) by pbjson through serde_json, so the result is always pbjson's.
+pub fn from_str(text: &str) -> serde_json::Result<DossierEvent> {
+    decode(text).map_or_else(|| serde_json::from_str(text), Ok)
+}
+
 /// Decodes `text` if it is in the common form (see the module doc), else `None`: then
 /// `serde_json::from_str::<DossierEvent>` decides (and says what is wrong, if anything).
 ///

@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 
 use dunghan_core::{Engine, Raised, Stats};
-use dunghan_proto::v1;
 
 use crate::cli::ReplayArgs;
 use crate::config::Config;
@@ -115,7 +114,7 @@ fn decode(line: &[u8]) -> Result<Option<dunghan_core::Event>, (String, Option<St
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let wire: v1::DossierEvent = serde_json::from_str(text).map_err(|e| {
+    let wire = dunghan_proto::json::from_str(text).map_err(|e| {
         // Name the dossier and event if the line is JSON at all, so the rejection can be traced.
         let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
         let field = |k: &str| {

@@ -574,7 +574,7 @@ impl Node {
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<DossierEvent>(&line) {
+            match dunghan_proto::json::from_str(&line) {
                 Ok(event) => batch.push(event),
                 Err(e) => {
                     let why = format!("{} line {}: invalid event: {e}", path.display(), n + 1);
