@@ -150,9 +150,9 @@ pub(crate) fn log_error(error: KafkaError, reason: &str) {
     }
 }
 
-/// Delivery reports of the runtime's producer: failures, the end offset of each
-/// partition written to, and how far the sequence numbers of sent records (their delivery
-/// opaque) are all delivered or failed — what a checkpoint waits for.
+/// Delivery reports of the runtime's producer: failures, the end offset of each output
+/// partition, and how far the sequence numbers of sent records (in their delivery opaque,
+/// see [`Deliveries::opaque`]) are all delivered or failed — what a checkpoint waits for.
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
     failed: AtomicU64,
@@ -163,9 +163,8 @@ pub(crate) struct Deliveries {
 /// What the delivery reports so far say.
 #[derive(Debug, Default)]
 struct Reports {
-    /// Per topic written to (a handful: a list), the end offset of each partition by
-    /// number (0: nothing delivered there yet).
-    ends: Vec<(String, Vec<i64>)>,
+    /// The end offset of each output partition by number (0: nothing delivered there yet).
+    ends: Vec<i64>,
     /// Every sequence number up to this one is reported…
     base: usize,
     /// …and bit k of word w says whether `base + 1 + 64 w + k` is: reports of different
@@ -174,26 +173,19 @@ struct Reports {
 }
 
 impl Reports {
-    fn delivered(&mut self, topic: &str, partition: i32, offset: i64) {
+    fn delivered(&mut self, partition: i32, offset: i64) {
         let Ok(partition) = usize::try_from(partition) else {
             return;
         };
-        let ends = match self.ends.iter().position(|(t, _)| t == topic) {
-            Some(i) => &mut self.ends[i].1,
-            None => {
-                self.ends.push((topic.to_owned(), Vec::new()));
-                &mut self.ends.last_mut().expect("just pushed").1
-            }
-        };
+        let ends = &mut self.ends;
         if ends.len() <= partition {
             ends.resize(partition + 1, 0);
         }
         ends[partition] = ends[partition].max(offset + 1);
     }
 
-    fn end(&self, topic: &str, partition: i32) -> Option<i64> {
-        let (_, ends) = self.ends.iter().find(|(t, _)| t == topic)?;
-        let end = *ends.get(usize::try_from(partition).ok()?)?;
+    fn end(&self, partition: i32) -> Option<i64> {
+        let end = *self.ends.get(usize::try_from(partition).ok()?)?;
         (end > 0).then_some(end)
     }
 
@@ -226,10 +218,13 @@ impl ClientContext for Deliveries {
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let (seq, output) = Deliveries::unpack(opaque);
         let mut reports = self.reports();
         match result {
-            Ok(m) => reports.delivered(m.topic(), m.partition(), m.offset()),
+            // The opaque says whether it is an output record (no topic name to compare).
+            Ok(m) if output => reports.delivered(m.partition(), m.offset()),
+            Ok(_) => {}
             Err((e, m)) => {
                 tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "delivery failed");
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -240,6 +235,15 @@ impl ProducerContext for Deliveries {
 }
 
 impl Deliveries {
+    /// The delivery opaque of record `seq`, and whether it goes to the output topic.
+    pub(crate) fn opaque(seq: usize, output: bool) -> usize {
+        seq << 1 | usize::from(output)
+    }
+
+    fn unpack(opaque: usize) -> (usize, bool) {
+        (opaque >> 1, opaque & 1 == 1)
+    }
+
     fn reports(&self) -> std::sync::MutexGuard<'_, Reports> {
         // A panic under the lock leaves whole values behind: go on with them.
         self.reports.lock().unwrap_or_else(|e| e.into_inner())
@@ -250,14 +254,15 @@ impl Deliveries {
         self.failed.load(Ordering::Relaxed)
     }
 
-    /// End offset of `topic`/`partition` after the deliveries reported so far.
-    pub(crate) fn end(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.reports().end(topic, partition)
+    /// End offset of output `partition` after the deliveries reported so far.
+    pub(crate) fn end(&self, partition: i32) -> Option<i64> {
+        self.reports().end(partition)
     }
 
-    /// Marks record `seq` as reported (delivered, failed, or never enqueued).
-    pub(crate) fn reported(&self, seq: usize) {
-        self.reports().reported(seq);
+    /// Marks the record of delivery opaque `opaque` as reported (delivered, failed, or
+    /// never enqueued).
+    pub(crate) fn reported(&self, opaque: usize) {
+        self.reports().reported(Deliveries::unpack(opaque).0);
     }
 
     /// Every record numbered up to this one has been reported.
@@ -362,22 +367,23 @@ mod tests {
     #[test]
     fn reports_in_any_order_say_how_far_everything_is_reported() {
         let d = Deliveries::default();
+        let report = |seq: usize| d.reported(Deliveries::opaque(seq, seq.is_multiple_of(2)));
         assert_eq!(d.reported_through(), 0);
         // Two partitions' reports interleaved, one record late by 200 numbers.
         let mut order: Vec<usize> = (1..=300).filter(|s| *s != 7).collect();
         order.swap(10, 150);
         for (i, seq) in order.iter().enumerate() {
-            d.reported(*seq);
+            report(*seq);
             // 1–6 come first; 7 is missing throughout.
             assert_eq!(d.reported_through(), (i + 1).min(6), "after {seq}");
         }
-        d.reported(7);
+        report(7);
         assert_eq!(d.reported_through(), 300);
-        d.reported(3); // again: no change
+        report(3); // again: no change
         assert_eq!(d.reported_through(), 300);
-        d.reported(302);
+        report(302);
         assert_eq!(d.reported_through(), 300);
-        d.reported(301);
+        report(301);
         assert_eq!(d.reported_through(), 302);
     }
 
@@ -411,18 +417,34 @@ mod tests {
     }
 
     #[test]
-    fn each_partitions_end_is_its_highest_delivered_offset_plus_one() {
+    fn each_output_partitions_end_is_its_highest_delivered_offset_plus_one() {
         let mut r = Reports::default();
-        assert_eq!(r.end("out", 0), None);
-        r.delivered("out", 2, 41);
-        r.delivered("out", 2, 40); // an older report after a newer one
-        r.delivered("changelog", 0, 5);
-        assert_eq!(r.end("out", 2), Some(42));
-        assert_eq!(r.end("out", 0), None, "partition 0 of out has nothing yet");
-        assert_eq!(r.end("out", 9), None);
-        assert_eq!(r.end("changelog", 0), Some(6));
-        assert_eq!(r.end("dead-letter", 0), None);
-        r.delivered("out", -1, 3); // no partition: ignored
-        assert_eq!(r.end("out", -1), None);
+        assert_eq!(r.end(0), None);
+        r.delivered(2, 41);
+        r.delivered(2, 40); // an older report after a newer one
+        assert_eq!(r.end(2), Some(42));
+        assert_eq!(r.end(0), None, "partition 0 has nothing yet");
+        assert_eq!(r.end(9), None);
+        r.delivered(-1, 3); // no partition: ignored
+        assert_eq!(r.end(-1), None);
+    }
+
+    #[test]
+    fn an_opaque_carries_the_sequence_number_and_whether_it_is_output() {
+        for (seq, output) in [
+            (0, false),
+            (1, true),
+            (12_345, false),
+            (usize::MAX >> 1, true),
+        ] {
+            assert_eq!(
+                Deliveries::unpack(Deliveries::opaque(seq, output)),
+                (seq, output)
+            );
+        }
+        let d = Deliveries::default();
+        d.reported(Deliveries::opaque(1, true));
+        d.reported(Deliveries::opaque(2, false));
+        assert_eq!(d.reported_through(), 2);
     }
 }

@@ -113,9 +113,12 @@ impl Shared {
         }
     }
 
-    /// A record to `topic`, numbered for the delivery reports.
+    /// A record to `topic`, numbered for the delivery reports (which keep the end offsets
+    /// of the output topic's partitions).
     fn record<'a>(&self, topic: &'a str) -> Record<'a> {
-        BaseRecord::with_opaque_to(topic, self.sent.fetch_add(1, Ordering::Relaxed) + 1)
+        let seq = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let opaque = io::Deliveries::opaque(seq, topic == self.cfg.output_topic);
+        BaseRecord::with_opaque_to(topic, opaque)
     }
 
     fn pending(&self) -> MutexGuard<'_, Option<Pending>> {
@@ -415,7 +418,7 @@ fn rebuild(
     Ok(p)
 }
 
-/// A record of the runtime's producer; its delivery opaque is its sequence number.
+/// A record of the runtime's producer; its delivery opaque holds its sequence number.
 type Record<'a> = BaseRecord<'a, [u8], [u8], usize>;
 
 /// Sends one record, waiting while the producer's queue is full.
@@ -623,7 +626,7 @@ fn snapshot(shared: &Shared, parts: &Owned) -> anyhow::Result<Snapshot> {
         let mut p = lock(p);
         open += p.engine().open_dossiers();
         pending += p.engine().pending_timers();
-        let end = deliveries.end(&shared.cfg.output_topic, p.id).unwrap_or(0);
+        let end = deliveries.end(p.id).unwrap_or(0);
         let records = p.take_changelog(end);
         if !records.is_empty() {
             snapshot.offsets.push((p.id, p.next_offset));
