@@ -2,7 +2,9 @@
 # Kafka-mode throughput of two or more variants of `dunghan serve` (settings or builds),
 # alternated on one broker and one input, so that the machine's drift between runs falls
 # on every variant alike. Each run has its own output, changelog and dead-letter topics and
-# its own group; the bare consumer is measured once, on the same input.
+# its own group; the bare consumer is measured at the start of every round, on the same
+# input, and each run's ratio is to the bare consumer of its round (the broker holds more
+# topics round by round, and the host's speed drifts).
 #
 #   VARIANTS="DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64" \
 #       benches/kafka_ab.sh
@@ -11,14 +13,13 @@
 # A variant is `NAME=value` pairs separated by spaces, exported for that run (`BIN` names
 # a directory holding another `dunghan` binary). ROUNDS (3) rounds of every variant;
 # DOSSIERS (100 000) as in kafka_throughput.sh. Prints one line per run: events/s, ratio to
-# the bare consumer, serve's CPU per event, and the CPU seconds of the broker and of serve's threads.
+# the round's bare consumer, serve's CPU per event, the CPU seconds of the broker and of
+# serve's threads, and the broker's resident memory.
 DOSSIERS="${DOSSIERS:-100000}"
 : "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64\"}"
 source "$(dirname "$0")/kafka_common.sh"
 
 produce_input json
-read -r _ _ BARE_RATE < <("$BIN/bare-consumer" "$BROKER" dunghan.dossier-events 2>/dev/null)
-echo "bare rdkafka consumer: $BARE_RATE records/s ($EVENTS records)"
 
 # CPU seconds of each of serve's threads, by name (partition threads summed), one per line.
 threads() {
@@ -29,7 +30,9 @@ threads() {
 
 IFS=';' read -ra VARS <<< "$VARIANTS"
 n=0
-for _ in $(seq "${ROUNDS:-3}"); do
+for round in $(seq "${ROUNDS:-3}"); do
+    read -r _ _ BARE_RATE < <("$BIN/bare-consumer" "$BROKER" dunghan.dossier-events 2>/dev/null)
+    echo "round $round: bare rdkafka consumer $BARE_RATE records/s ($EVENTS records)"
     for v in "${VARS[@]}"; do
         n=$((n + 1))
         (
@@ -44,10 +47,11 @@ for _ in $(seq "${ROUNDS:-3}"); do
                 BROKER0="$(cpu "$TANSU_PID")"
             wait_events "$EVENTS"
             END="$(date +%s.%N)" CPU1="$(cpu "$SERVE_PID")" SYS1="$(sys_cpu "$SERVE_PID")" \
-                RSS="$(rss "$SERVE_PID")" BROKER1="$(cpu "$TANSU_PID")"
+                RSS="$(rss "$SERVE_PID")" BROKER1="$(cpu "$TANSU_PID")" BROKER_RSS="$(rss "$TANSU_PID")"
             threads > "$DIR/threads1"
             python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
-                "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" "$BROKER0" "$BROKER1" <<'PY'
+                "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" "$BROKER0" "$BROKER1" \
+                "$BROKER_RSS" <<'PY'
 import collections, sys
 v, n, start, end, bare, c0, c1 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:8])
 def load(path):  # thread id -> (name, CPU ns)
@@ -61,7 +65,8 @@ rate, sys_s = n / (end - start), float(sys.argv[11]) - float(sys.argv[10])
 broker_s = float(sys.argv[14]) - float(sys.argv[13])
 print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event"
       f" (kernel {sys_s:.2f} s), broker {broker_s:.2f} CPU-s, resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
-      " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01))
+      " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01),
+      f"; broker resident {int(sys.argv[15]) / 2**20:.0f} MiB")
 PY
             stop_serve
         )

@@ -64,7 +64,7 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/p
 sys_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", $15 / hz }' "/proc/$1/stat"; }
 
 # Resident memory of process $1 in bytes.
-rss() { awk '/^VmRSS/ { print $2 * 1024 }' "/proc/$1/status"; }
+rss() { awk '/^VmRSS/ { printf "%.0f\n", $2 * 1024 }' "/proc/$1/status"; }
 
 # The response to GET $1 on the metrics listener, status line first (empty when it does not
 # answer). Bash's /dev/tcp and awk only: a python3 start-up per poll took ≈ 0.15 CPU-s,
