@@ -129,9 +129,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An object without members.
-    fn empty(&mut self) -> Option<()> {
-        self.object(|_, _| None)
+    /// An enum member `bit` of an object, by name (`by_name`: prost's `from_str_name`).
+    fn enumeration<E: Into<i32>>(
+        &mut self,
+        seen: &mut Seen,
+        bit: u8,
+        into: &mut i32,
+        by_name: fn(&str) -> Option<E>,
+    ) -> Option<()> {
+        seen.once(bit)?;
+        *into = by_name(self.str()?)?.into();
+        Some(())
+    }
+
+    /// `payload`, if the object read is empty.
+    fn empty(&mut self, payload: Payload) -> Option<Payload> {
+        self.object(|_, _| None).map(|()| payload)
     }
 
     /// An RFC 3339 timestamp string.
@@ -149,9 +162,7 @@ impl<'a> Reader<'a> {
                     "agencyId" => r.string(&mut seen, 1, &mut m.agency_id),
                     "officeId" => r.string(&mut seen, 2, &mut m.office_id),
                     "channel" => {
-                        seen.once(3)?;
-                        m.channel = v1::Channel::from_str_name(r.str()?)? as i32;
-                        Some(())
+                        r.enumeration(&mut seen, 3, &mut m.channel, v1::Channel::from_str_name)
                     }
                     _ => None,
                 })?;
@@ -206,28 +217,23 @@ impl<'a> Reader<'a> {
                 self.object(|r, key| match key {
                     "officialId" => r.string(&mut seen, 0, &mut m.official_id),
                     "departmentId" => r.string(&mut seen, 1, &mut m.department_id),
-                    "level" => {
-                        seen.once(2)?;
-                        m.level = v1::SatisfactionLevel::from_str_name(r.str()?)? as i32;
-                        Some(())
-                    }
+                    "level" => r.enumeration(
+                        &mut seen,
+                        2,
+                        &mut m.level,
+                        v1::SatisfactionLevel::from_str_name,
+                    ),
                     _ => None,
                 })?;
                 Payload::CitizenRated(m)
             }
-            "supplementReceived" => self
-                .empty()
-                .map(|()| Payload::SupplementReceived(v1::SupplementReceived {}))?,
-            "feesRequested" => self
-                .empty()
-                .map(|()| Payload::FeesRequested(v1::FeesRequested {}))?,
-            "feesPaid" => self.empty().map(|()| Payload::FeesPaid(v1::FeesPaid {}))?,
-            "resultReady" => self
-                .empty()
-                .map(|()| Payload::ResultReady(v1::ResultReady {}))?,
-            "resultReturned" => self
-                .empty()
-                .map(|()| Payload::ResultReturned(v1::ResultReturned {}))?,
+            "supplementReceived" => {
+                self.empty(Payload::SupplementReceived(v1::SupplementReceived {}))?
+            }
+            "feesRequested" => self.empty(Payload::FeesRequested(v1::FeesRequested {}))?,
+            "feesPaid" => self.empty(Payload::FeesPaid(v1::FeesPaid {}))?,
+            "resultReady" => self.empty(Payload::ResultReady(v1::ResultReady {}))?,
+            "resultReturned" => self.empty(Payload::ResultReturned(v1::ResultReturned {}))?,
             _ => return None,
         })
     }
