@@ -47,7 +47,7 @@ pub(crate) fn decode(payload: &[u8], content_type: Option<&str>) -> Result<Dossi
         // again (from bytes it checks each, about 3 % of a partition thread's work).
         let text = std::str::from_utf8(payload)
             .map_err(|e| format!("invalid JSON event: not UTF-8 ({e})"))?;
-        // The common form is read by hand (60 % of pbjson's time), the rest by pbjson.
+        // The common form is read by hand (about half pbjson's time), the rest by pbjson.
         dunghan_proto::json::from_str(text).map_err(|e| format!("invalid JSON event: {e}"))
     } else {
         DossierEvent::decode(payload).map_err(|e| format!("invalid protobuf event: {e}"))

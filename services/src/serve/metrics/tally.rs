@@ -14,10 +14,11 @@ use super::{join_into, Metrics, Series, Sink};
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// Counts of one thread not yet in the shared counters, by series and a 64-bit hash of
-/// the label values (xxh3 of each, seeded by the hash of those before it). The shared vectors key their series
-/// by such a hash too (FNV there), so two label sets that share one are already one
-/// series; prometheus' own local counters were a third of the counting cost (a byte-wise
-/// FNV then SipHash for each count).
+/// the label values (xxh3 of each, seeded by the hash of those before it). The shared
+/// vectors key their series by a hash too (FNV of the values run together, so there
+/// `["ab", "c"]` and `["a", "bc"]` are one series whatever the tally does); prometheus' own
+/// local counters were a third of the counting cost (a byte-wise FNV then SipHash for each
+/// count).
 pub(crate) struct Tally {
     /// Index in `pending` by (series, label hash).
     index: hashbrown::HashMap<(Series, u64), usize, FxBuildHasher>,
