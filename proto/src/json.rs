@@ -28,11 +28,7 @@ pub fn decode(text: &str) -> Option<DossierEvent> {
     r.object(|r, key| match key {
         "eventId" => r.string(&mut seen, 0, &mut event.event_id),
         "dossierId" => r.string(&mut seen, 1, &mut event.dossier_id),
-        "occurredAt" => {
-            seen.once(2)?;
-            event.occurred_at = Some(r.timestamp()?);
-            Some(())
-        }
+        "occurredAt" => r.time(&mut seen, 2, &mut event.occurred_at),
         _ => {
             seen.once(3)?; // one payload member: pbjson rejects a second
             event.payload = Some(r.payload(key)?);
@@ -147,9 +143,11 @@ impl<'a> Reader<'a> {
         self.object(|_, _| None).map(|()| payload)
     }
 
-    /// An RFC 3339 timestamp string.
-    fn timestamp(&mut self) -> Option<Timestamp> {
-        timestamp(self.str()?)
+    /// An RFC 3339 timestamp member `bit` of an object, read once into `into`.
+    fn time(&mut self, seen: &mut Seen, bit: u8, into: &mut Option<Timestamp>) -> Option<()> {
+        seen.once(bit)?;
+        *into = Some(timestamp(self.str()?)?);
+        Some(())
     }
 
     /// The payload member named `key`.
@@ -202,11 +200,7 @@ impl<'a> Reader<'a> {
                 let (mut m, mut seen) = (v1::ApologyIssued::default(), Seen::default());
                 self.object(|r, key| match key {
                     "departmentId" => r.string(&mut seen, 0, &mut m.department_id),
-                    "newAppointment" => {
-                        seen.once(1)?;
-                        m.new_appointment = Some(r.timestamp()?);
-                        Some(())
-                    }
+                    "newAppointment" => r.time(&mut seen, 1, &mut m.new_appointment),
                     "reason" => r.string(&mut seen, 2, &mut m.reason),
                     _ => None,
                 })?;
