@@ -25,6 +25,8 @@ pub(crate) struct History {
     bytes: Vec<u8>,
     /// Input offset of the last entry (`i64::MIN` while there is none).
     last_offset: i64,
+    /// Changed since its partition's last checkpoint took it (see [`History::mark_unsaved`]).
+    unsaved: bool,
 }
 
 impl History {
@@ -39,7 +41,22 @@ impl History {
             Some(entry) => ChangelogEntry::decode(entry)?.offset,
             None => i64::MIN,
         };
-        Ok(History { bytes, last_offset })
+        Ok(History {
+            bytes,
+            last_offset,
+            unsaved: false,
+        })
+    }
+
+    /// Marks the history changed since the last checkpoint; returns whether it was not
+    /// marked yet (its partition then lists it for the next checkpoint, once).
+    pub(crate) fn mark_unsaved(&mut self) -> bool {
+        !std::mem::replace(&mut self.unsaved, true)
+    }
+
+    /// Whether it changed since the last checkpoint, and from now on not (it is saved).
+    pub(crate) fn take_unsaved(&mut self) -> bool {
+        std::mem::take(&mut self.unsaved)
     }
 
     /// Appends an entry whose event is `event`, already protobuf-encoded: the bytes
@@ -190,7 +207,7 @@ mod tests {
         );
         let h = History {
             bytes: vec![0x0a, 0x05, 0x08],
-            last_offset: 0,
+            ..History::default()
         };
         let decoded: Vec<_> = h.entries().collect();
         assert_eq!(decoded.len(), 1, "one error, then nothing");

@@ -352,12 +352,24 @@ pub(crate) fn read_partitions(
 
 /// The value of header `name` of a record, as text.
 pub(crate) fn header<'a>(m: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a str> {
+    std::str::from_utf8(header_bytes(m, name)?).ok()
+}
+
+/// The value of header `name` of `m`, as bytes.
+fn header_bytes<'a>(m: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a [u8]> {
     use rdkafka::message::Headers;
-    let headers = m.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| std::str::from_utf8(h.value?).ok())
+    m.headers()?.iter().find(|h| h.key == name)?.value
+}
+
+/// The `content-type` header of an input record, as [`header`] reads it; the two types
+/// dunghan knows are recognised by their bytes, without a UTF-8 check per record.
+pub(crate) fn content_type<'a>(m: &'a BorrowedMessage<'_>) -> Option<&'a str> {
+    use super::codec::{CONTENT_TYPE, JSON, PROTOBUF};
+    match header_bytes(m, CONTENT_TYPE)? {
+        v if v == JSON.as_bytes() => Some(JSON),
+        v if v == PROTOBUF.as_bytes() => Some(PROTOBUF),
+        v => std::str::from_utf8(v).ok(),
+    }
 }
 
 #[cfg(test)]

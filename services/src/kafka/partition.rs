@@ -50,8 +50,10 @@ pub(crate) struct Partition {
     pub(crate) id: i32,
     engine: Engine,
     histories: Histories,
-    /// Dossiers whose history changed since the last checkpoint.
-    dirty: HashSet<Arc<str>, FxBuildHasher>,
+    /// Dossiers whose history changed since the last checkpoint, each listed when its
+    /// history is first marked unsaved (one forgotten since stays listed, and one
+    /// received again after being forgotten is listed twice: the checkpoint skips both).
+    unsaved: Vec<Arc<str>>,
     /// Ended dossiers the engine forgot since the last checkpoint (changelog tombstones).
     forgotten: Vec<Arc<str>>,
     /// The next input offset to process (records below it were applied).
@@ -99,7 +101,7 @@ impl Partition {
             id,
             engine,
             histories: Histories::default(),
-            dirty: HashSet::default(),
+            unsaved: Vec::new(),
             forgotten: Vec::new(),
             next_offset: 0,
             stream_time: i64::MIN,
@@ -202,10 +204,10 @@ impl Partition {
         };
         // Applied before a crash (its dossier's history already has it or a later record).
         let dossier = event.dossier_id.as_str();
-        if self
-            .histories
-            .get(dossier)
-            .and_then(History::last_offset)
+        let known = self.histories.get_key_value_mut(dossier);
+        if known
+            .as_ref()
+            .and_then(|(_, history)| history.last_offset())
             .is_some_and(|last| last >= offset)
         {
             return processed;
@@ -232,15 +234,19 @@ impl Partition {
                 _ => &self.encoded,
             };
             let present = self.engine.present();
-            let history = match self.histories.get_key_value_mut(dossier) {
+            let history = match known {
                 Some((id, history)) => {
-                    self.dirty.insert(id.clone());
+                    if history.mark_unsaved() {
+                        self.unsaved.push(id.clone());
+                    }
                     history
                 }
                 None => {
                     let id: Arc<str> = dossier.into();
-                    self.dirty.insert(id.clone());
-                    self.histories.entry(id).or_default()
+                    self.unsaved.push(id.clone());
+                    let history = self.histories.entry(id).or_default();
+                    history.mark_unsaved();
+                    history
                 }
             };
             history.push(offset, present, stream_before, event);
@@ -282,7 +288,6 @@ impl Partition {
     fn collect_forgotten(&mut self) {
         for id in self.engine.take_forgotten() {
             self.histories.remove(&id);
-            self.dirty.remove(&id);
             self.forgotten.push(id);
         }
     }
@@ -302,14 +307,18 @@ impl Partition {
         if !self.changed {
             return Vec::new();
         }
-        let mut records = Vec::with_capacity(self.dirty.len() + self.forgotten.len() + 1);
-        for id in self.dirty.drain() {
-            if let Some(history) = self.histories.get(&id) {
-                records.push((String::from(&*id), Some(history.bytes().to_vec())));
-            }
-        }
+        let mut records = Vec::with_capacity(self.unsaved.len() + self.forgotten.len() + 1);
+        // Tombstones first: a dossier forgotten and then received again since the last
+        // checkpoint keeps its new history.
         for id in self.forgotten.drain(..) {
             records.push((String::from(&*id), None));
+        }
+        for id in self.unsaved.drain(..) {
+            if let Some(history) = self.histories.get_mut(&id) {
+                if history.take_unsaved() {
+                    records.push((String::from(&*id), Some(history.bytes().to_vec())));
+                }
+            }
         }
         self.output_end = self.output_end.max(output_end);
         let checkpoint = PartitionCheckpoint {
@@ -465,6 +474,45 @@ pub(crate) mod tests {
             }
         }
         (histories, checkpoint)
+    }
+
+    #[test]
+    fn a_dossier_received_again_after_it_was_forgotten_keeps_its_new_history() {
+        let catalog = Catalog::parse(CATALOG, "catalog.toml").unwrap();
+        let calendars = crate::files::CalendarSpec::default().build().unwrap();
+        let day = EngineConfig {
+            retain_ended_secs: 86_400,
+            ..EngineConfig::default()
+        };
+        let engine = || Engine::new(catalog.clone(), calendars.clone(), day.clone());
+        let line = |id: &str, dossier: &str, at: &str, payload: &str| {
+            format!(r#"{{"eventId":"{id}","dossierId":"{dossier}","occurredAt":"{at}",{payload}}}"#)
+        };
+        let received = r#""received":{"procedureCode":"P5","agencyId":"so-a"}"#;
+        let records = [
+            line("r", "D", "2026-10-05T10:00:00+07:00", received),
+            line("w", "D", "2026-10-05T11:00:00+07:00", r#""withdrawn":{"reason":"x"}"#),
+            // Three days on: D, ended for more than a day, is forgotten.
+            line("e", "E", "2026-10-08T10:00:00+07:00", received),
+            // And received again, a new dossier under the same id.
+            line("r2", "D", "2026-10-08T12:00:00+07:00", received),
+        ];
+        let mut p = Partition::new(0, engine());
+        let mut changelog = Vec::new();
+        for (offset, r) in records.iter().enumerate() {
+            let done = p.process(offset as i64, NOW, None, Some(r.as_bytes()), None);
+            assert_eq!(done.status, Some(PublishStatus::Accepted), "{r}");
+            if offset == 1 {
+                changelog.extend(p.take_changelog(0));
+            }
+        }
+        changelog.extend(p.take_changelog(0));
+        let (histories, checkpoint) = fold(&changelog);
+        let d = histories.get("D").expect("D's new history survives its tombstone");
+        assert_eq!(d.last_offset(), Some(3));
+        assert_eq!(d.entries().count(), 1, "only the new dossier's event");
+        let restored = Partition::restore(0, engine(), histories, checkpoint, Ids::default());
+        assert!(restored.unwrap().engine().knows("D"));
     }
 
     #[test]

@@ -530,7 +530,7 @@ pub(crate) fn handle(
         if m.offset() < p.next_offset {
             return Ok(()); // applied before the last checkpoint
         }
-        let content_type = io::header(m, CONTENT_TYPE);
+        let content_type = io::content_type(m);
         let done = p.process(m.offset(), present, m.key(), m.payload(), content_type);
         if !done.raised.is_empty() || done.dead_letter.is_some() {
             let input = codec::input_id(id, m.offset());
