@@ -137,6 +137,13 @@ pub(crate) enum Rule {
 }
 
 impl Dossier {
+    /// Records an applied event's id hash (once).
+    pub(crate) fn see(&mut self, hash: u64) {
+        if !self.seen.contains(&hash) {
+            self.seen.push(hash);
+        }
+    }
+
     /// Whether timers run: not paused and no result yet.
     pub(crate) fn clock_running(&self) -> bool {
         self.paused == 0 && self.ready_at.is_never()

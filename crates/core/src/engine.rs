@@ -94,7 +94,8 @@ pub struct Engine {
     pub(crate) slots: Vec<Option<Dossier>>,
     free: Vec<u32>,
     by_id: DossierIndex,
-    ended: HashMap<Arc<str>, Ended>,
+    /// By dossier id, as publishers write it: keyed hashing (hashbrown's default).
+    ended: hashbrown::HashMap<Arc<str>, Ended>,
     ended_order: VecDeque<(i64, Arc<str>)>,
     /// Forgotten ended dossiers not yet taken, when tracked.
     forgotten: Option<Vec<Arc<str>>>,
@@ -129,7 +130,7 @@ impl Engine {
             slots: Vec::new(),
             free: Vec::new(),
             by_id: DossierIndex::default(),
-            ended: HashMap::default(),
+            ended: hashbrown::HashMap::default(),
             ended_order: VecDeque::new(),
             forgotten: None,
             timers: TimerIndex::new(),
@@ -389,10 +390,7 @@ impl Engine {
     /// Records an event id as seen by a known dossier, open or ended.
     fn remember(&mut self, dossier_id: &str, hash: u64) {
         if let Some(slot) = self.by_id.get(dossier_id, &self.slots) {
-            let seen = &mut self.dossier_mut(slot).seen;
-            if !seen.contains(&hash) {
-                seen.push(hash);
-            }
+            self.dossier_mut(slot).see(hash);
         } else if let Some(e) = self.ended.get_mut(dossier_id) {
             if !e.seen.contains(&hash) {
                 let mut seen = e.seen.to_vec();
@@ -759,9 +757,13 @@ impl Engine {
             ));
         }
         self.lifecycle(slot, event, out)?;
-        self.remember(&event.dossier_id, hash);
-        if self.slots[slot as usize].is_some() {
-            self.rearm(slot);
+        match self.slots[slot as usize].as_mut() {
+            Some(dossier) => {
+                dossier.see(hash);
+                self.rearm(slot);
+            }
+            // The event ended the dossier: its ids moved to the ended ones.
+            None => self.remember(&event.dossier_id, hash),
         }
         Ok(())
     }

@@ -1,13 +1,13 @@
 //! Open dossiers by id: a hash table of slot numbers whose keys are the ids stored in the
 //! slots themselves, so an id is kept once and an entry costs 4 bytes (plus control bytes).
+//! Ids come from publishers, so they are hashed with a random key (foldhash, hashbrown's
+//! default): ids made to collide under a known hash cannot be prepared in advance.
 
-use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::dossier::Dossier;
-
-fn hash(id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
-}
 
 fn id_of(slots: &[Option<Dossier>], slot: u32) -> &str {
     slots[slot as usize].as_ref().map_or("", |d| &d.id)
@@ -17,27 +17,29 @@ fn id_of(slots: &[Option<Dossier>], slot: u32) -> &str {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DossierIndex {
     table: HashTable<u32>,
+    /// This index's random hashing key.
+    keys: DefaultHashBuilder,
 }
 
 impl DossierIndex {
     pub(crate) fn get(&self, id: &str, slots: &[Option<Dossier>]) -> Option<u32> {
         self.table
-            .find(hash(id), |&slot| id_of(slots, slot) == id)
+            .find(self.keys.hash_one(id), |&slot| id_of(slots, slot) == id)
             .copied()
     }
 
     /// Adds `slot`, whose dossier is already stored in `slots`.
     pub(crate) fn insert(&mut self, slot: u32, slots: &[Option<Dossier>]) {
-        let id = id_of(slots, slot);
+        let (keys, id) = (&self.keys, id_of(slots, slot));
         self.table
-            .insert_unique(hash(id), slot, |&s| hash(id_of(slots, s)));
+            .insert_unique(keys.hash_one(id), slot, |&s| keys.hash_one(id_of(slots, s)));
     }
 
     /// Removes `id` (call while its dossier is still in `slots`).
     pub(crate) fn remove(&mut self, id: &str, slots: &[Option<Dossier>]) {
         if let Ok(entry) = self
             .table
-            .find_entry(hash(id), |&slot| id_of(slots, slot) == id)
+            .find_entry(self.keys.hash_one(id), |&slot| id_of(slots, slot) == id)
         {
             entry.remove();
         }
@@ -48,7 +50,8 @@ impl DossierIndex {
     }
 
     pub(crate) fn reserve(&mut self, n: usize, slots: &[Option<Dossier>]) {
-        self.table.reserve(n, |&s| hash(id_of(slots, s)));
+        let keys = &self.keys;
+        self.table.reserve(n, |&s| keys.hash_one(id_of(slots, s)));
     }
 
     /// Approximate bytes: 4 per bucket plus a control byte.

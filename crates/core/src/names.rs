@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap as HashMap;
+// Names come from publishers: keyed hashing (hashbrown's default, foldhash).
+use hashbrown::HashMap;
 
 use crate::dossier::NONE;
 

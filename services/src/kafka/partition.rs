@@ -3,10 +3,7 @@
 //! restore. Pure: records, times and histories come in as arguments, so every rule of the
 //! exactly-once argument (README "Kafka mode") is unit-tested without a broker.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-
-use rustc_hash::FxBuildHasher;
 
 use dunghan_core::{Engine, Kind, Raised};
 use dunghan_proto::v1::dossier_event::Payload;
@@ -18,13 +15,14 @@ use super::codec;
 use super::history::History;
 use crate::convert::to_event;
 
-/// Each dossier's applied history by dossier id. Fx hashing: a restore inserts every
-/// dossier of the partition twice (read, then rebuilt), and hashing with the default
-/// SipHash was about a tenth of a restore's profile (BENCHMARKS.md). hashbrown's map for
-/// `get_key_value_mut`: an event of a known dossier reuses the id its history is keyed by.
-pub(crate) type Histories<V = History> = hashbrown::HashMap<Arc<str>, V, FxBuildHasher>;
+/// Each dossier's applied history by dossier id. hashbrown's map for
+/// `get_key_value_mut` (an event of a known dossier reuses the id its history is keyed
+/// by) and its default hasher, foldhash: keyed at random, as ids come from publishers, and
+/// about as fast as the Fx hashing it replaced (a restore inserts every dossier twice, and
+/// std's SipHash was about a tenth of a restore's profile: BENCHMARKS.md).
+pub(crate) type Histories<V = History> = hashbrown::HashMap<Arc<str>, V>;
 /// Ids to suppress (output written after the checkpoint).
-pub(crate) type Ids = HashSet<String, FxBuildHasher>;
+pub(crate) type Ids = hashbrown::HashSet<String>;
 
 /// Changelog key of a partition's checkpoint (dossier ids never start with NUL).
 pub(crate) const CHECKPOINT_KEY: &str = "\u{0}checkpoint";
@@ -405,7 +403,7 @@ pub(crate) mod tests {
         let mut clean = Partition::new(0, engine());
         let all = run(&mut clean, &records, 0, END);
         assert!(all.len() > 5, "the scenario raises events: {all:?}");
-        let unique: HashSet<&String> = all.iter().collect();
+        let unique: std::collections::HashSet<&String> = all.iter().collect();
         assert_eq!(unique.len(), all.len(), "ids are unique");
 
         for crash_at in 1..records.len() {
