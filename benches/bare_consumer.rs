@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "1")
         .set("linger.ms", "5")
+        .set("compression.type", "lz4")
         .create()?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -39,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "50")
         .set("max.partition.fetch.bytes", "52428800")
+        .set("fetch.queue.backoff.ms", "50")
         .create()?;
     let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions = meta

@@ -54,7 +54,7 @@ for build in $BINS; do
         stop_serve
         [ "$seen" -ge "$EVENTS" ] || { echo "$build: only $seen of $EVENTS events in 10 min" >&2; exit 1; }
         # One file, or one per thread (callgrind.N-01, -02, …) with THREADS=yes.
-        total() { awk '/^(summary|totals):/ { t = $2; exit } END { print t + 0 }' "$1"; }
+        total() { awk '/^(summary|totals):/ { t = $2; exit } END { printf "%.0f\n", t }' "$1"; }
         ir=0
         for f in "$DIR/callgrind.$n"*; do ir=$((ir + $(total "$f"))); done
         echo "$build/dunghan: $EVENTS events, $((ir / EVENTS)) instructions/event counted"

@@ -489,7 +489,12 @@ pub(crate) mod tests {
         let received = r#""received":{"procedureCode":"P5","agencyId":"so-a"}"#;
         let records = [
             line("r", "D", "2026-10-05T10:00:00+07:00", received),
-            line("w", "D", "2026-10-05T11:00:00+07:00", r#""withdrawn":{"reason":"x"}"#),
+            line(
+                "w",
+                "D",
+                "2026-10-05T11:00:00+07:00",
+                r#""withdrawn":{"reason":"x"}"#,
+            ),
             // Three days on: D, ended for more than a day, is forgotten.
             line("e", "E", "2026-10-08T10:00:00+07:00", received),
             // And received again, a new dossier under the same id.
@@ -506,7 +511,9 @@ pub(crate) mod tests {
         }
         changelog.extend(p.take_changelog(0));
         let (histories, checkpoint) = fold(&changelog);
-        let d = histories.get("D").expect("D's new history survives its tombstone");
+        let d = histories
+            .get("D")
+            .expect("D's new history survives its tombstone");
         assert_eq!(d.last_offset(), Some(3));
         assert_eq!(d.entries().count(), 1, "only the new dossier's event");
         let restored = Partition::restore(0, engine(), histories, checkpoint, Ids::default());
