@@ -14,12 +14,20 @@
 # a directory holding another `dunghan` binary). ROUNDS (3) rounds of every variant;
 # DOSSIERS (100 000) as in kafka_throughput.sh. Prints one line per run: events/s, ratio to
 # the round's bare consumer, serve's CPU per event, the CPU seconds of the broker and of
-# serve's threads, and the broker's resident memory.
+# serve's threads, the broker's resident memory, and the host probe (below) of that run.
 DOSSIERS="${DOSSIERS:-100000}"
 : "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64\"}"
 source "$(dirname "$0")/kafka_common.sh"
 
 produce_input json
+
+# The host's speed just now: CPU seconds of a fixed amount of work (SHA-256 of 256 MiB of
+# zeros, ≈ 0.8 s here). The same build's CPU per event moves with it by tens of percent
+# between runs minutes apart, so each run prints the figure taken just before it.
+probe() {
+    local TIMEFORMAT=%U
+    { time head -c 268435456 /dev/zero | sha256sum > /dev/null; } 2>&1
+}
 
 # CPU seconds of each of serve's threads, by name (partition threads summed), one per line.
 threads() {
@@ -40,6 +48,7 @@ for round in $(seq "${ROUNDS:-3}"); do
             export $v DUNGHAN__KAFKA__OUTPUT_TOPIC="ab.out.$n" \
                 DUNGHAN__KAFKA__CHANGELOG_TOPIC="ab.changelog.$n" \
                 DUNGHAN__KAFKA__DEAD_LETTER_TOPIC="ab.dead-letter.$n"
+            PROBE="$(probe)"
             serve "ab$n" "$DIR/catalog.toml"
             wait_ready
             threads > "$DIR/threads0"
@@ -51,7 +60,7 @@ for round in $(seq "${ROUNDS:-3}"); do
             threads > "$DIR/threads1"
             python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
                 "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" "$BROKER0" "$BROKER1" \
-                "$BROKER_RSS" <<'PY'
+                "$BROKER_RSS" "$PROBE" "$DIR/results.tsv" "$round" <<'PY'
 import collections, sys
 v, n, start, end, bare, c0, c1 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:8])
 def load(path):  # thread id -> (name, CPU ns)
@@ -66,9 +75,31 @@ broker_s = float(sys.argv[14]) - float(sys.argv[13])
 print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event"
       f" (kernel {sys_s:.2f} s), broker {broker_s:.2f} CPU-s, resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
       " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01),
-      f"; broker resident {int(sys.argv[15]) / 2**20:.0f} MiB")
+      f"; broker resident {int(sys.argv[15]) / 2**20:.0f} MiB; host probe {sys.argv[16]} CPU-s")
+with open(sys.argv[17], "a") as out:
+    print(sys.argv[18], v, f"{rate / bare:.4f}", f"{(c1 - c0) / n * 1e6:.3f}", f"{broker_s:.3f}",
+          sep="\t", file=out)
 PY
             stop_serve
         )
     done
 done
+
+# The batch in one table: medians over the rounds, and how often each variant's ratio beat
+# the first variant's in the same round.
+python3 - "$DIR/results.tsv" <<'PY'
+import statistics, sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+variants = list(dict.fromkeys(r[1] for r in rows))
+by = {(r[0], r[1]): r for r in rows}
+first = variants[0]
+print("summary: variant | median ratio | median serve µs/event | median broker CPU-s | ahead of the first")
+for v in variants:
+    mine = [r for r in rows if r[1] == v]
+    median = lambda i: statistics.median(float(r[i]) for r in mine)
+    pairs = [(float(r[2]), float(by[(r[0], first)][2])) for r in mine if (r[0], first) in by]
+    ahead = sum(a > b for a, b in pairs)
+    even = sum(a == b for a, b in pairs)
+    versus = "—" if v == first else f"{ahead} of {len(pairs)}" + (f" ({even} even)" if even else "")
+    print(f"  {v} | {median(2):.3f} | {median(3):.2f} | {median(4):.2f} | {versus}")
+PY
