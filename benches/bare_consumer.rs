@@ -31,7 +31,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "1")
         .set("linger.ms", "5")
-        .set("compression.type", "lz4")
         .create()?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)

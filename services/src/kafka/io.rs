@@ -275,17 +275,13 @@ impl Deliveries {
 pub(crate) type Producer = ThreadedProducer<Deliveries>;
 
 /// A producer that keeps each partition's records in order and loses none on a broker
-/// hiccup (retries until `message.timeout.ms`). Its batches are LZ4-compressed: raised
-/// events and histories repeat ids and names, and a broker sharing the cores spent about
-/// 40 % less CPU on them (BENCHMARKS.md).
+/// hiccup (retries until `message.timeout.ms`). Batches go uncompressed, librdkafka's
+/// default: `compression.type=lz4` halves what the broker stores, but costs serve a tenth
+/// more CPU, which on the bench's two shared cores evened out (BENCHMARKS.md).
 pub(crate) fn producer(k: &KafkaSection) -> anyhow::Result<Producer> {
     let c = settings(
         k,
-        &[
-            ("linger.ms", "5"),
-            ("message.timeout.ms", "300000"),
-            ("compression.type", "lz4"),
-        ],
+        &[("linger.ms", "5"), ("message.timeout.ms", "300000")],
         // Durable before a checkpoint counts it, and in order within a partition.
         &[
             ("acks", "all"),
