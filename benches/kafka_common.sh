@@ -45,16 +45,16 @@ stop_serve() { kill -TERM "$SERVE_PID"; wait "$SERVE_PID" || true; }
 # Extra DUNGHAN__KAFKA__* settings in the environment name other topics.
 create_topics() { serve "setup-$RANDOM" "$1"; stop_serve; }
 
-# The seeded province of $DOSSIERS dossiers: its catalog and events written to $DIR (the
-# events file gives EVENTS, their count), the topics created, and the events produced to
-# the input topic in format $1 (json or protobuf) by the load generator.
+# The seeded province of $DOSSIERS dossiers: its catalog written to $DIR, the topics
+# created, and its events produced to the input topic in format $1 (json or protobuf) by
+# the load generator, whose summary gives EVENTS, their count.
 produce_input() {
-    "$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --catalog-out "$DIR/catalog.toml" \
-        --out "$DIR/events.jsonl" 2>/dev/null
+    "$BIN/dunghan" loadgen --seed 1 --catalog-out "$DIR/catalog.toml"
     create_topics "$DIR/catalog.toml"
     "$BIN/dunghan" loadgen --seed 1 --dossiers "$DOSSIERS" --kafka-brokers "$BROKER" \
         --kafka-format "$1" --topic dunghan.dossier-events 2> "$DIR/loadgen.log"
-    EVENTS="$(wc -l < "$DIR/events.jsonl")"
+    EVENTS="$(sed -n 's/^loadgen: \([0-9]*\) events.*/\1/p' "$DIR/loadgen.log")"
+    [ -n "$EVENTS" ] || { echo "loadgen gave no summary:" >&2; cat "$DIR/loadgen.log" >&2; exit 1; }
 }
 
 # CPU seconds (user + system) process $1 has used so far.

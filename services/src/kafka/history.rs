@@ -4,7 +4,7 @@
 //! and its event were two allocations, and every checkpoint that found the dossier
 //! changed encoded the whole history again.
 
-use dunghan_proto::v1::{ChangelogEntry, DossierEvent};
+use dunghan_proto::v1::ChangelogEntry;
 use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 
@@ -98,12 +98,6 @@ impl History {
     /// The entries, decoded one by one.
     pub(crate) fn entries(&self) -> impl Iterator<Item = anyhow::Result<ChangelogEntry>> + '_ {
         Entries(&self.bytes)
-    }
-
-    /// The events, decoded.
-    pub(crate) fn events(&self) -> impl Iterator<Item = anyhow::Result<DossierEvent>> + '_ {
-        self.entries()
-            .map(|e| e.and_then(|e| Ok(DossierEvent::decode(e.event.as_slice())?)))
     }
 }
 

@@ -70,13 +70,15 @@ pub(crate) struct Partition {
 
 /// Re-applies a dossier's history to `engine` as it was applied live: before each event,
 /// the dossier's rules due by the stream time of that moment fire; each event is judged
-/// against the present it was judged against then. What it raises goes to `out`; returns
-/// the latest present of the history (`i64::MIN` for none).
+/// against the present it was judged against then. What it raises goes to `out`, and each
+/// event decoded to `events` if given; returns the latest present of the history
+/// (`i64::MIN` for none).
 pub(crate) fn apply_history(
     engine: &mut Engine,
     dossier: &str,
     history: &History,
     out: &mut Vec<Raised>,
+    mut events: Option<&mut Vec<DossierEvent>>,
 ) -> anyhow::Result<i64> {
     let mut present = i64::MIN;
     for entry in history.entries() {
@@ -85,6 +87,9 @@ pub(crate) fn apply_history(
         engine.restore_present(entry.present);
         present = present.max(entry.present);
         let event = DossierEvent::decode(entry.event.as_slice())?;
+        if let Some(events) = events.as_deref_mut() {
+            events.push(event.clone());
+        }
         let event = to_event(event).map_err(|why| anyhow::anyhow!("changelog event: {why}"))?;
         engine.apply(&event, out);
     }
@@ -132,6 +137,7 @@ impl Partition {
                 dossier,
                 history,
                 &mut scratch,
+                None,
             )?);
             scratch.clear();
         }

@@ -117,11 +117,8 @@ impl KafkaNode {
         let mut engine = (self.shared.factory)();
         let (mut events, mut raised) = (Vec::new(), Vec::<Raised>::new());
         for (id, history, stream_time) in histories {
-            apply_history(&mut engine, &id, &history, &mut raised)?;
+            apply_history(&mut engine, &id, &history, &mut raised, Some(&mut events))?;
             engine.advance_dossier(&id, stream_time, &mut raised);
-            for event in history.events() {
-                events.push(event?);
-            }
         }
         Ok((events, raised.iter().map(to_sla_event).collect()))
     }
