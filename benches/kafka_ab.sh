@@ -22,8 +22,9 @@ source "$(dirname "$0")/kafka_common.sh"
 produce_input json
 
 # The host's speed just now: CPU seconds of a fixed amount of work (SHA-256 of 256 MiB of
-# zeros, ≈ 0.8 s here). The same build's CPU per event moves with it by tens of percent
-# between runs minutes apart, so each run prints the figure taken just before it.
+# zeros, ≈ 0.8 s here), taken before each run. It varied by tens of percent between runs
+# minutes apart, as serve's CPU per event did, though it did not predict the run after it
+# (BENCHMARKS.md): a batch shows how steady the host was.
 probe() {
     local TIMEFORMAT=%U
     { time head -c 268435456 /dev/zero | sha256sum > /dev/null; } 2>&1

@@ -232,7 +232,11 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
                 assert_eq!(t.raised.len(), want.len(), "timeline of {d}");
                 assert!(t.events.iter().all(|e| e.dossier_id == *d));
                 let published = events.iter().filter(|(x, _)| x == d).count();
-                assert_eq!(t.events.len(), published, "every event of {d} in its timeline");
+                assert_eq!(
+                    t.events.len(),
+                    published,
+                    "every event of {d} in its timeline"
+                );
                 asked += 1;
             }
         }
