@@ -30,22 +30,37 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// A history as read from the changelog. Its framing is checked and its last entry
-    /// decoded; the others are decoded when it is applied.
+    /// A history as read from the changelog, checked ([`History::unchecked`], then
+    /// [`History::check`]).
+    #[cfg(test)]
     pub(crate) fn from_bytes(bytes: Vec<u8>) -> anyhow::Result<History> {
-        let (mut rest, mut last) = (bytes.as_slice(), None);
+        let mut history = History::unchecked(bytes);
+        history.check()?;
+        Ok(history)
+    }
+
+    /// A history as read from the changelog, not yet checked: [`History::check`] comes
+    /// before any other use. A restore reads every history on one thread and checks each
+    /// on its partition's, in the map it was read into.
+    pub(crate) fn unchecked(bytes: Vec<u8>) -> History {
+        History {
+            bytes,
+            last_offset: i64::MIN,
+            unsaved: false,
+        }
+    }
+
+    /// Checks the framing of an [`History::unchecked`] history and decodes its last entry;
+    /// the others are decoded when it is applied.
+    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
+        let (mut rest, mut last) = (self.bytes.as_slice(), None);
         while !rest.is_empty() {
             last = Some(next_entry_bytes(&mut rest)?);
         }
-        let last_offset = match last {
-            Some(entry) => ChangelogEntry::decode(entry)?.offset,
-            None => i64::MIN,
-        };
-        Ok(History {
-            bytes,
-            last_offset,
-            unsaved: false,
-        })
+        if let Some(entry) = last {
+            self.last_offset = ChangelogEntry::decode(entry)?.offset;
+        }
+        Ok(())
     }
 
     /// Marks the history changed since the last checkpoint; returns whether it was not

@@ -20,7 +20,7 @@ use crate::convert::to_event;
 /// by) and its default hasher, foldhash: keyed at random, as ids come from publishers, and
 /// about as fast as the Fx hashing it replaced (a restore inserts every dossier twice, and
 /// std's SipHash was about a tenth of a restore's profile: BENCHMARKS.md).
-pub(crate) type Histories<V = History> = hashbrown::HashMap<Arc<str>, V>;
+pub(crate) type Histories = hashbrown::HashMap<Arc<str>, History>;
 /// Ids to suppress (output written after the checkpoint).
 pub(crate) type Ids = hashbrown::HashSet<String>;
 

@@ -310,8 +310,8 @@ fn restore_with_retries(shared: &Shared, ids: &[i32]) -> Vec<Partition> {
 /// rebuilds their state.
 fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
     let cfg = &shared.cfg;
-    // Histories stay encoded while reading; each partition decodes its own when rebuilt.
-    type State = (Histories<Vec<u8>>, Option<PartitionCheckpoint>);
+    // Histories are checked and decoded by their partition's thread when it is rebuilt.
+    type State = (Histories, Option<PartitionCheckpoint>);
     let mut state: HashMap<i32, State> = ids.iter().map(|p| (*p, Default::default())).collect();
     let starts: Vec<(i32, Offset)> = ids.iter().map(|p| (*p, Offset::Beginning)).collect();
     let began = Instant::now();
@@ -326,7 +326,7 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
             (CHECKPOINT_KEY, Some(v)) => *checkpoint = Some(PartitionCheckpoint::decode(v)?),
             (CHECKPOINT_KEY, None) => *checkpoint = None,
             (_, Some(v)) => {
-                histories.insert(Arc::from(key), v.to_vec());
+                histories.insert(Arc::from(key), History::unchecked(v.to_vec()));
             }
             (_, None) => {
                 histories.remove(key);
@@ -396,15 +396,14 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
 fn rebuild(
     shared: &Shared,
     id: i32,
-    encoded: Histories<Vec<u8>>,
+    mut histories: Histories,
     checkpoint: Option<PartitionCheckpoint>,
     suppress: Ids,
 ) -> anyhow::Result<Partition> {
-    let mut histories = Histories::with_capacity_and_hasher(encoded.len(), Default::default());
-    for (dossier, bytes) in encoded {
-        let history = History::from_bytes(bytes)
+    for (dossier, history) in &mut histories {
+        history
+            .check()
             .map_err(|e| anyhow::anyhow!("changelog history of {dossier}: {e}"))?;
-        histories.insert(dossier, history);
     }
     let (dossiers, written) = (histories.len(), suppress.len());
     let p = Partition::restore(id, (shared.factory)(), histories, checkpoint, suppress)?;
