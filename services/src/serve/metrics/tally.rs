@@ -2,7 +2,6 @@
 //! one): added to the shared counters by [`Tally::flush`], so counting a record takes no
 //! lock and writes no atomic that other threads write too (but for a series' first count).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
@@ -14,7 +13,9 @@ use super::{join_into, Metrics, Series, Sink};
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// Counts of one thread not yet in the shared counters, by series and a 64-bit hash of
-/// the label values (xxh3 of each, seeded by the hash of those before it). The shared
+/// the label values (xxh3 of each, seeded by the hash of those before it, the first by a
+/// random key: label values come from publishers, and a known hash would let two label
+/// sets be made to share one count). The shared
 /// vectors key their series by a hash too (FNV of the values run together, so there
 /// `["ab", "c"]` and `["a", "bc"]` are one series whatever the tally does); prometheus' own
 /// local counters were a third of the counting cost (a byte-wise FNV then SipHash for each
@@ -26,9 +27,11 @@ pub(crate) struct Tally {
     /// Indexes in `pending` counted since the last flush (a flush visits only these).
     touched: Vec<usize>,
     /// Keys whose zero series this thread knows exist ([`Sink::first_sight`]).
-    seen: HashSet<String, FxBuildHasher>,
+    seen: hashbrown::HashSet<String>,
     scratch: String,
     flushed: Instant,
+    /// The random seed of the label hash.
+    key: u64,
 }
 
 /// A shared counter and what this thread has yet to add to it.
@@ -52,9 +55,10 @@ impl Tally {
             index: hashbrown::HashMap::default(),
             pending: Vec::new(),
             touched: Vec::new(),
-            seen: HashSet::default(),
+            seen: hashbrown::HashSet::default(),
             scratch: String::new(),
             flushed: Instant::now(),
+            key: std::hash::BuildHasher::hash_one(&hashbrown::DefaultHashBuilder::default(), 0u8),
         }
     }
 
@@ -83,7 +87,7 @@ impl Tally {
 impl Sink for Tally {
     fn inc(&mut self, metrics: &Metrics, series: Series, labels: &[&str]) {
         // Each value hashed with the previous hash as seed: no joined copy to build.
-        let hash = labels.iter().fold(0, |seed, value| {
+        let hash = labels.iter().fold(self.key, |seed, value| {
             xxhash_rust::xxh3::xxh3_64_with_seed(value.as_bytes(), seed)
         });
         let key = (series, hash);
