@@ -24,12 +24,20 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a restore read may go without a record before it is an error.
 const READ_STALL: Duration = Duration::from_secs(30);
 
-/// How long librdkafka waits before fetching again for a partition whose local queue is
-/// full (`fetch.queue.backoff.ms`, default 1 000 ms). A consumer that does real work per
-/// record fills its queue, then drains it in less than that and sits idle until the next
-/// fetch: with the default, serve's consumer was off the CPU about 40 % of a catch-up
-/// (BENCHMARKS.md, Kafka-mode throughput, 2026-12-01).
-pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "50";
+/// How every consumer of serve fetches (the input's and a restore's read alike):
+/// - short fetch waits: a broker that holds a fetch for its full wait while other
+///   partitions have data (tansu does) would otherwise pace a catch-up at 2 fetches/s;
+/// - large fetches per partition;
+/// - `fetch.queue.backoff.ms` (librdkafka's default 1 000 ms: how long it waits before
+///   fetching again for a partition whose local queue is full). A consumer that does real
+///   work per record fills its queue, then drains it in less than that and sits idle until
+///   the next fetch: with the default, serve's consumer was off the CPU about 40 % of a
+///   catch-up (BENCHMARKS.md, Kafka-mode throughput, 2026-12-01).
+pub(crate) const FETCH_TUNING: [(&str, &str); 3] = [
+    ("fetch.wait.max.ms", "50"),
+    ("max.partition.fetch.bytes", "52428800"),
+    ("fetch.queue.backoff.ms", "50"),
+];
 
 /// Settings every client shares: the brokers and the user's extra properties.
 pub(crate) fn client_config(k: &KafkaSection) -> ClientConfig {
@@ -307,11 +315,7 @@ pub(crate) fn read_partitions(
     let group = format!("{}-restore", k.group_id);
     let c = settings(
         k,
-        &[
-            ("fetch.wait.max.ms", "50"),
-            ("max.partition.fetch.bytes", "52428800"),
-            ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
-        ],
+        &FETCH_TUNING,
         // A group of its own that commits nothing; the end of a partition ends the read.
         &[
             ("group.id", &group),

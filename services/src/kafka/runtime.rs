@@ -837,17 +837,15 @@ pub(crate) fn run(
     partitions: i32,
 ) -> anyhow::Result<()> {
     let cfg = shared.cfg.clone();
-    // Short fetch waits: a broker that holds a fetch for its full wait while other
-    // partitions have data (tansu does) would otherwise pace a catch-up at 2 fetches/s.
-    let tuning = [
+    let tuning: Vec<_> = [
         ("auto.offset.reset", "earliest"),
         ("statistics.interval.ms", "5000"),
         ("session.timeout.ms", "10000"),
         ("heartbeat.interval.ms", "1000"),
-        ("fetch.wait.max.ms", "50"),
-        ("max.partition.fetch.bytes", "52428800"),
-        ("fetch.queue.backoff.ms", io::FETCH_QUEUE_BACKOFF_MS),
-    ];
+    ]
+    .into_iter()
+    .chain(io::FETCH_TUNING)
+    .collect();
     // Offsets are the checkpoint's to commit; partition EOF moves stream time to the clock.
     let mut fixed = vec![
         ("group.id", cfg.group_id.as_str()),
