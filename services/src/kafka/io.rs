@@ -185,11 +185,10 @@ impl Reports {
         let Ok(partition) = usize::try_from(partition) else {
             return;
         };
-        let ends = &mut self.ends;
-        if ends.len() <= partition {
-            ends.resize(partition + 1, 0);
+        if self.ends.len() <= partition {
+            self.ends.resize(partition + 1, 0);
         }
-        ends[partition] = ends[partition].max(offset + 1);
+        self.ends[partition] = self.ends[partition].max(offset + 1);
     }
 
     fn end(&self, partition: i32) -> Option<i64> {

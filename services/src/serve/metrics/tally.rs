@@ -15,11 +15,10 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Counts of one thread not yet in the shared counters, by series and a 64-bit hash of
 /// the label values (xxh3 of each, seeded by the hash of those before it, the first by a
 /// random key: label values come from publishers, and a known hash would let two label
-/// sets be made to share one count). The shared
-/// vectors key their series by a hash too (FNV of the values run together, so there
-/// `["ab", "c"]` and `["a", "bc"]` are one series whatever the tally does); prometheus' own
-/// local counters were a third of the counting cost (a byte-wise FNV then SipHash for each
-/// count).
+/// sets be made to share one count). The shared vectors key their series by a hash too
+/// (FNV of the values run together, so there `["ab", "c"]` and `["a", "bc"]` are one series
+/// whatever the tally does); prometheus' own local counters were a third of the counting
+/// cost (a byte-wise FNV then SipHash for each count).
 pub(crate) struct Tally {
     /// Index in `pending` by (series, label hash).
     index: hashbrown::HashMap<(Series, u64), usize, FxBuildHasher>,
