@@ -176,25 +176,27 @@ impl Partition {
         self.engine.set_present(present);
         let mut raised = Vec::new();
         let mut processed = Processed::default();
-        let json = payload.is_none_or(|bytes| codec::is_json(bytes, content_type));
         // The decoded event is moved into the engine's form; kept of it are its protobuf
         // (the changelog's form: a protobuf input is kept as it came) and what the metrics
         // read (the payload of a step handed over, a rating or an issued apology).
         let encoded = &mut self.encoded;
         encoded.clear();
-        let decoded = codec::decode(payload.unwrap_or_default(), content_type).and_then(|wire| {
-            if json {
-                wire.encode_raw(encoded);
-            }
-            let counted = match &wire.payload {
-                Some(
-                    Payload::StepStarted(_) | Payload::CitizenRated(_) | Payload::ApologyIssued(_),
-                ) => wire.payload.clone(),
-                _ => None,
-            };
-            to_event(wire).map(|event| (event, counted))
-        });
-        let (event, counted) = match decoded {
+        let decoded =
+            codec::decode(payload.unwrap_or_default(), content_type).and_then(|(wire, json)| {
+                if json {
+                    wire.encode_raw(encoded);
+                }
+                let counted = match &wire.payload {
+                    Some(
+                        Payload::StepStarted(_)
+                        | Payload::CitizenRated(_)
+                        | Payload::ApologyIssued(_),
+                    ) => wire.payload.clone(),
+                    _ => None,
+                };
+                to_event(wire).map(|event| (event, counted, json))
+            });
+        let (event, counted, json) = match decoded {
             Ok(decoded) => decoded,
             Err(why) => {
                 let dossier = key.and_then(|k| std::str::from_utf8(k).ok()).unwrap_or("");

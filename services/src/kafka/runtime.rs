@@ -479,7 +479,6 @@ fn produce_dead_letter(
     m: &BorrowedMessage<'_>,
     input: &str,
     (code, message): &(String, String),
-    content_type: Option<&str>,
 ) -> anyhow::Result<()> {
     let headers = codec::headers(
         [
@@ -488,7 +487,7 @@ fn produce_dead_letter(
             (INPUT_HEADER, input),
         ]
         .into_iter()
-        .chain(content_type.map(|t| (CONTENT_TYPE, t))),
+        .chain(io::content_type(m).map(|t| (CONTENT_TYPE, t))),
     );
     let mut record = shared
         .record(&shared.cfg.dead_letter_topic)
@@ -529,14 +528,19 @@ pub(crate) fn handle(
         if m.offset() < p.next_offset {
             return Ok(()); // applied before the last checkpoint
         }
-        let content_type = io::content_type(m);
-        let done = p.process(m.offset(), present, m.key(), m.payload(), content_type);
+        // A payload that starts as JSON is JSON: its headers are not even parsed.
+        let payload = m.payload();
+        let content_type = match payload {
+            Some(bytes) if codec::starts_as_json(bytes) => None,
+            _ => io::content_type(m),
+        };
+        let done = p.process(m.offset(), present, m.key(), payload, content_type);
         if !done.raised.is_empty() || done.dead_letter.is_some() {
             let input = codec::input_id(id, m.offset());
             let sent = produce_raised(shared, id, &input, &done.raised).and_then(|()| {
-                done.dead_letter.as_ref().map_or(Ok(()), |dead| {
-                    produce_dead_letter(shared, m, &input, dead, content_type)
-                })
+                done.dead_letter
+                    .as_ref()
+                    .map_or(Ok(()), |dead| produce_dead_letter(shared, m, &input, dead))
             });
             if let Err(e) = sent {
                 write_failed(shared);
