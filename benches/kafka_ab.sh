@@ -13,8 +13,9 @@
 # A variant is `NAME=value` pairs separated by spaces, exported for that run (`BIN` names
 # a directory holding another `dunghan` binary). ROUNDS (3) rounds of every variant;
 # DOSSIERS (100 000) as in kafka_throughput.sh. Prints one line per run: events/s, ratio to
-# the round's bare consumer, serve's CPU per event, the CPU seconds of the broker and of
-# serve's threads, the broker's resident memory, and the host probe (below) of that run.
+# the round's bare consumer, serve's CPU per event (kernel time and page faults), the CPU
+# seconds of the broker and of serve's threads, the broker's resident memory, and the host
+# probe (below) of that run.
 DOSSIERS="${DOSSIERS:-100000}"
 : "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64\"}"
 source "$(dirname "$0")/kafka_common.sh"
@@ -29,6 +30,9 @@ probe() {
     local TIMEFORMAT=%U
     { time head -c 268435456 /dev/zero | sha256sum > /dev/null; } 2>&1
 }
+
+# Page faults (minor: a page touched for the first time, which the kernel clears) of process $1.
+faults() { awk '{ print $10 }' "/proc/$1/stat"; }
 
 # CPU seconds of each of serve's threads, by name (partition threads summed), one per line.
 threads() {
@@ -54,14 +58,15 @@ for round in $(seq "${ROUNDS:-3}"); do
             wait_ready
             threads > "$DIR/threads0"
             START="$(date +%s.%N)" CPU0="$(cpu "$SERVE_PID")" SYS0="$(sys_cpu "$SERVE_PID")" \
-                BROKER0="$(cpu "$TANSU_PID")"
+                BROKER0="$(cpu "$TANSU_PID")" FAULTS0="$(faults "$SERVE_PID")"
             wait_events "$EVENTS"
             END="$(date +%s.%N)" CPU1="$(cpu "$SERVE_PID")" SYS1="$(sys_cpu "$SERVE_PID")" \
-                RSS="$(rss "$SERVE_PID")" BROKER1="$(cpu "$TANSU_PID")" BROKER_RSS="$(rss "$TANSU_PID")"
+                RSS="$(rss "$SERVE_PID")" BROKER1="$(cpu "$TANSU_PID")" BROKER_RSS="$(rss "$TANSU_PID")" \
+                FAULTS1="$(faults "$SERVE_PID")"
             threads > "$DIR/threads1"
             python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
                 "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" "$BROKER0" "$BROKER1" \
-                "$BROKER_RSS" "$PROBE" "$DIR/results.tsv" "$round" <<'PY'
+                "$BROKER_RSS" "$PROBE" "$DIR/results.tsv" "$round" "$((FAULTS1 - FAULTS0))" <<'PY'
 import collections, sys
 v, n, start, end, bare, c0, c1 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:8])
 def load(path):  # thread id -> (name, CPU ns)
@@ -74,7 +79,7 @@ for tid, (name, ns) in load(sys.argv[9]).items():
 rate, sys_s = n / (end - start), float(sys.argv[11]) - float(sys.argv[10])
 broker_s = float(sys.argv[14]) - float(sys.argv[13])
 print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event"
-      f" (kernel {sys_s:.2f} s), broker {broker_s:.2f} CPU-s, resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
+      f" (kernel {sys_s:.2f} s, {int(sys.argv[19]) / 1000:.0f} k page faults), broker {broker_s:.2f} CPU-s, resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
       " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01),
       f"; broker resident {int(sys.argv[15]) / 2**20:.0f} MiB; host probe {sys.argv[16]} CPU-s")
 with open(sys.argv[17], "a") as out:
