@@ -396,15 +396,10 @@ fn restore(shared: &Shared, ids: &[i32]) -> anyhow::Result<Vec<Partition>> {
 fn rebuild(
     shared: &Shared,
     id: i32,
-    mut histories: Histories,
+    histories: Histories,
     checkpoint: Option<PartitionCheckpoint>,
     suppress: Ids,
 ) -> anyhow::Result<Partition> {
-    for (dossier, history) in &mut histories {
-        history
-            .check()
-            .map_err(|e| anyhow::anyhow!("changelog history of {dossier}: {e}"))?;
-    }
     let (dossiers, written) = (histories.len(), suppress.len());
     let p = Partition::restore(id, (shared.factory)(), histories, checkpoint, suppress)?;
     tracing::info!(
