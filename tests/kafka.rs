@@ -133,6 +133,56 @@ fn bad_input_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
     instance.stop();
 }
 
+/// Sum of the samples of metric `name` in a `/metrics` page, if it has any.
+fn metric_sum(page: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = page
+        .lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[test]
+fn a_catch_up_checkpoints_once_at_its_end_and_says_how_far_its_work_is_durable() {
+    let dir = scratch("catchup");
+    let broker = Broker::start(&dir);
+    let (catalog, events) = loadgen(&dir, 9, 4_000);
+    let mut env = kafka_env(&broker, "catchup", &catalog);
+    // A checkpoint every 100 ms once caught up; in a catch-up, not before 10 minutes.
+    env.retain(|(k, _)| k != "DUNGHAN__KAFKA__CHECKPOINT_CATCH_UP_INTERVAL_MS");
+    env.push((
+        "DUNGHAN__KAFKA__CHECKPOINT_CATCH_UP_INTERVAL_MS".into(),
+        "600000".into(),
+    ));
+    broker.create_topics("catchup");
+    broker.produce("catchup.dossier-events", &events);
+    let instance = Instance::start(&dir, "a", &env, "127.0.0.1:0");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Input offsets start at 0 in every partition: their sum is the records' count.
+    let first = loop {
+        let (_, page) = instance.http("/metrics");
+        if let Some(sum) = metric_sum(&page, "dunghan_kafka_checkpoint_offset") {
+            break sum;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint 2 minutes after the start: logs in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        first,
+        events.len() as f64,
+        "the first checkpoint covers every record: none was taken in the catch-up"
+    );
+    let (_, page) = instance.http("/metrics");
+    let applied = metric_sum(&page, "dunghan_events_total").unwrap();
+    assert_eq!(applied, events.len() as f64);
+    instance.stop();
+}
+
 #[test]
 fn queries_reach_the_owner_and_fan_out_across_instances() {
     use dunghan_proto::v1::dossier_service_client::DossierServiceClient;

@@ -77,6 +77,11 @@ pub(crate) struct KafkaSection {
     pub(crate) output_format: String,
     /// How often (ms) a partition's work is made durable and its offset committed.
     pub(crate) checkpoint_interval_ms: u64,
+    /// How often (ms) instead while a partition catches up (records to apply, its end not
+    /// reached): each checkpoint rewrites every changed dossier's history, which in a
+    /// catch-up are the same dossiers again and again. At least `checkpoint_interval_ms`;
+    /// a crash in a catch-up redoes up to this much input.
+    pub(crate) checkpoint_catch_up_interval_ms: u64,
     /// Resume a partition from its beginning instead of its checkpoint offset (records
     /// before the checkpoint are skipped): for brokers that return nothing to a fetch
     /// starting inside a multi-record batch (tansu 0.6.0). Costs a re-read per restore.
@@ -102,6 +107,7 @@ impl Default for KafkaSection {
             replication_factor: 1,
             output_format: "protobuf".into(),
             checkpoint_interval_ms: 1_000,
+            checkpoint_catch_up_interval_ms: 5_000,
             resume_from_beginning: false,
             partition_threads: 64,
             properties: Default::default(),
@@ -285,6 +291,13 @@ impl Config {
                 "{origin}: [kafka] checkpoint_interval_ms must be 10–600000"
             ));
         }
+        if !(k.checkpoint_interval_ms..=600_000).contains(&k.checkpoint_catch_up_interval_ms) {
+            return Err(format!(
+                "{origin}: [kafka] checkpoint_catch_up_interval_ms must be at least \
+                 checkpoint_interval_ms ({}) and at most 600000",
+                k.checkpoint_interval_ms
+            ));
+        }
         if let Some(start) = &config.clock.start {
             crate::clock::parse_start(start).map_err(|m| format!("{origin}: {m}"))?;
         }
@@ -421,6 +434,20 @@ mod tests {
         assert_eq!(
             c.kafka.partition_threads, 0,
             "0 = all on the consumer thread"
+        );
+        let e = Config::load(
+            None,
+            env(&[
+                ("DUNGHAN__KAFKA__CHECKPOINT_INTERVAL_MS", "2000"),
+                ("DUNGHAN__KAFKA__CHECKPOINT_CATCH_UP_INTERVAL_MS", "1000"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "checkpoint_catch_up_interval_ms must be at least checkpoint_interval_ms (2000)"
+            ),
+            "{e}"
         );
         let e = Config::load(None, env(&[("DUNGHAN__ENGINE", "1")])).unwrap_err();
         assert!(e.contains("SECTION__KEY"), "{e}");

@@ -266,6 +266,11 @@ pub(crate) fn kafka_env(broker: &Broker, prefix: &str, catalog: &Path) -> Vec<(S
         ),
         ("DUNGHAN__KAFKA__PARTITIONS", PARTITIONS.to_string()),
         ("DUNGHAN__KAFKA__CHECKPOINT_INTERVAL_MS", "100".into()),
+        // Checkpoints during a catch-up too, so that crashes in one lose little.
+        (
+            "DUNGHAN__KAFKA__CHECKPOINT_CATCH_UP_INTERVAL_MS",
+            "300".into(),
+        ),
         ("DUNGHAN__CATALOG__FILE", catalog.display().to_string()),
         // tansu 0.6.0 returns nothing to a fetch starting inside a multi-record batch.
         ("DUNGHAN__KAFKA__RESUME_FROM_BEGINNING", "true".into()),

@@ -1,5 +1,5 @@
-//! Metrics of the Kafka runtime, in the node's registry: consumer lag, restores,
-//! rebalances, dead letters, delivery failures and resets. Labels: partition numbers and
+//! Metrics of the Kafka runtime, in the node's registry: consumer lag, checkpoints,
+//! restores, rebalances, dead letters, delivery failures and resets. Labels: partition numbers and
 //! reason codes (bounded), never dossier ids.
 
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -20,6 +20,8 @@ pub(crate) const DELIVERY_FAILURES: &str = "dunghan_kafka_delivery_failures_tota
 pub(crate) const RESETS: &str = "dunghan_kafka_resets_total";
 /// Input partitions this instance owns.
 pub(crate) const OWNED: &str = "dunghan_kafka_owned_partitions";
+/// Input offset below which a partition's work is durable (its last checkpoint delivered).
+pub(crate) const CHECKPOINT_OFFSET: &str = "dunghan_kafka_checkpoint_offset";
 
 /// The runtime's metrics.
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ pub(crate) struct KafkaMetrics {
     pub(crate) delivery_failures: IntCounter,
     pub(crate) resets: IntCounter,
     pub(crate) owned: IntGauge,
+    pub(crate) checkpoint_offset: IntGaugeVec,
 }
 
 impl KafkaMetrics {
@@ -53,6 +56,13 @@ impl KafkaMetrics {
         let delivery_failures = IntCounter::new(DELIVERY_FAILURES, "Failed deliveries.")?;
         let resets = IntCounter::new(RESETS, "Restores after a failed checkpoint.")?;
         let owned = IntGauge::new(OWNED, "Input partitions owned.")?;
+        let checkpoint_offset = IntGaugeVec::new(
+            Opts::new(
+                CHECKPOINT_OFFSET,
+                "Input offset below which the partition's work is durable (last checkpoint).",
+            ),
+            &["partition"],
+        )?;
         registry.register(Box::new(lag.clone()))?;
         registry.register(Box::new(restore_seconds.clone()))?;
         registry.register(Box::new(restoring.clone()))?;
@@ -61,6 +71,7 @@ impl KafkaMetrics {
         registry.register(Box::new(delivery_failures.clone()))?;
         registry.register(Box::new(resets.clone()))?;
         registry.register(Box::new(owned.clone()))?;
+        registry.register(Box::new(checkpoint_offset.clone()))?;
         for kind in ["assign", "revoke", "lost"] {
             rebalances.with_label_values(&[kind]);
         }
@@ -73,6 +84,7 @@ impl KafkaMetrics {
             delivery_failures,
             resets,
             owned,
+            checkpoint_offset,
         })
     }
 }

@@ -66,6 +66,9 @@ pub(crate) struct Partition {
     encoded: Vec<u8>,
     /// Something to checkpoint: input consumed or output written.
     pub(crate) changed: bool,
+    /// Its end was reached and no record applied since: not catching up (see
+    /// `[kafka] checkpoint_catch_up_interval_ms`).
+    pub(crate) at_end: bool,
 }
 
 /// Re-applies a dossier's history to `engine` as it was applied live: before each event,
@@ -112,6 +115,7 @@ impl Partition {
             suppress: Ids::default(),
             encoded: Vec::new(),
             changed: false,
+            at_end: false,
         }
     }
 
@@ -178,6 +182,7 @@ impl Partition {
     ) -> Processed {
         self.next_offset = offset + 1;
         self.changed = true;
+        self.at_end = false;
         self.engine.set_present(present);
         let mut raised = Vec::new();
         let mut processed = Processed::default();

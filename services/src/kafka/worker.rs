@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::error::KafkaError;
 
-use super::runtime::{advance, handle, Context, Shared, CLOCK_TICK};
+use super::runtime::{advance, handle, reached_end, Context, Shared, CLOCK_TICK};
 use crate::serve::metrics::Tally;
 
 /// How long one poll of the partition's queue waits for a record: also the longest an
@@ -78,7 +78,10 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
                     caught_up = false;
                     result = handle(shared, &parts, &m, &mut tally);
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => caught_up = true,
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    caught_up = true;
+                    reached_end(&parts, id);
+                }
                 Some(Err(e)) => tracing::warn!(partition = id, error = %e, "consumer"),
                 None => {
                     idle = true;
