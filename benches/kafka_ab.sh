@@ -13,9 +13,10 @@
 # A variant is `NAME=value` pairs separated by spaces, exported for that run (`BIN` names
 # a directory holding another `dunghan` binary). ROUNDS (3) rounds of every variant;
 # DOSSIERS (100 000) as in kafka_throughput.sh. Prints one line per run: events/s, ratio to
-# the round's bare consumer, serve's CPU per event (kernel time and page faults), the CPU
-# seconds of the broker and of serve's threads, the broker's resident memory, and the host
-# probe (below) of that run.
+# the round's bare consumer (to every event applied, and to every event's work durable:
+# changelog written and checkpointed; nan for a build without that metric), serve's CPU
+# per event up to the first (kernel time and page faults), the CPU seconds of the broker
+# and of serve's threads, the broker's resident memory, and the host probe (below).
 DOSSIERS="${DOSSIERS:-100000}"
 : "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64\"}"
 source "$(dirname "$0")/kafka_common.sh"
@@ -64,9 +65,11 @@ for round in $(seq "${ROUNDS:-3}"); do
                 RSS="$(rss "$SERVE_PID")" BROKER1="$(cpu "$TANSU_PID")" BROKER_RSS="$(rss "$TANSU_PID")" \
                 FAULTS1="$(faults "$SERVE_PID")"
             threads > "$DIR/threads1"
+            wait_durable "$EVENTS" 30 && DURABLE="$(date +%s.%N)" || DURABLE=""
             python3 - "$v" "$EVENTS" "$START" "$END" "$BARE_RATE" "$CPU0" "$CPU1" \
                 "$DIR/threads0" "$DIR/threads1" "$SYS0" "$SYS1" "$RSS" "$BROKER0" "$BROKER1" \
-                "$BROKER_RSS" "$PROBE" "$DIR/results.tsv" "$round" "$((FAULTS1 - FAULTS0))" <<'PY'
+                "$BROKER_RSS" "$PROBE" "$DIR/results.tsv" "$round" "$((FAULTS1 - FAULTS0))" \
+                "$DURABLE" <<'PY'
 import collections, sys
 v, n, start, end, bare, c0, c1 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:8])
 def load(path):  # thread id -> (name, CPU ns)
@@ -78,13 +81,14 @@ for tid, (name, ns) in load(sys.argv[9]).items():
     by[name] += (ns - before.get(tid, (name, 0))[1]) / 1e9
 rate, sys_s = n / (end - start), float(sys.argv[11]) - float(sys.argv[10])
 broker_s = float(sys.argv[14]) - float(sys.argv[13])
-print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f}, serve {(c1 - c0) / n * 1e6:.1f} µs/event"
+durable = n / (float(sys.argv[20]) - start) / bare if sys.argv[20] else float("nan")
+print(f"{v}: {rate:.0f} events/s, ratio {rate / bare:.2f} (until durable {durable:.2f}), serve {(c1 - c0) / n * 1e6:.1f} µs/event"
       f" (kernel {sys_s:.2f} s, {int(sys.argv[19]) / 1000:.0f} k page faults), broker {broker_s:.2f} CPU-s, resident {int(sys.argv[12]) / 2**20:.0f} MiB;",
       " ".join(f"{k} {s:.2f} s" for k, s in by.most_common() if s >= 0.01),
       f"; broker resident {int(sys.argv[15]) / 2**20:.0f} MiB; host probe {sys.argv[16]} CPU-s")
 with open(sys.argv[17], "a") as out:
     print(sys.argv[18], v, f"{rate / bare:.4f}", f"{(c1 - c0) / n * 1e6:.3f}", f"{broker_s:.3f}",
-          sep="\t", file=out)
+          f"{durable:.4f}", sep="\t", file=out)
 PY
             stop_serve
         )
@@ -99,7 +103,8 @@ rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 variants = list(dict.fromkeys(r[1] for r in rows))
 by = {(r[0], r[1]): r for r in rows}
 first = variants[0]
-print("summary: variant | median ratio | median serve µs/event | median broker CPU-s | ahead of the first")
+print("summary: variant | median ratio (until durable) | median serve µs/event | median broker CPU-s"
+      " | ahead of the first")
 for v in variants:
     mine = [r for r in rows if r[1] == v]
     median = lambda i: statistics.median(float(r[i]) for r in mine)
@@ -107,5 +112,5 @@ for v in variants:
     ahead = sum(a > b for a, b in pairs)
     even = sum(a == b for a, b in pairs)
     versus = "—" if v == first else f"{ahead} of {len(pairs)}" + (f" ({even} even)" if even else "")
-    print(f"  {v} | {median(2):.3f} | {median(3):.2f} | {median(4):.2f} | {versus}")
+    print(f"  {v} | {median(2):.3f} ({median(5):.3f}) | {median(3):.2f} | {median(4):.2f} | {versus}")
 PY

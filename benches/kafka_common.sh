@@ -108,3 +108,16 @@ wait_events() {
         sleep "$pause"
     done
 }
+
+# Waits (at most $2 seconds, default 60) until the instance's work on the first $1 input
+# records is durable: its checkpoints cover them (`dunghan_kafka_checkpoint_offset`
+# summed over the partitions: input offsets start at 0), looking every 50 ms (each look
+# costs the instance ≈ 7 ms of CPU). Fails when that takes longer (a build without the
+# metric, say).
+wait_durable() {
+    local until=$(( $(date +%s) + ${2:-60} ))
+    until [ "$(metric dunghan_kafka_checkpoint_offset int)" -ge "$1" ]; do
+        [ "$(date +%s)" -lt "$until" ] || return 1
+        sleep 0.05
+    done
+}

@@ -38,7 +38,8 @@ stop_serve
 # 2. A first instance applies them and checkpoints (histories in the changelog) on SIGTERM.
 serve bench "$DIR/catalog.toml"
 wait_events "$OPEN"
-sleep 2 # the open-dossier gauge is refreshed at each checkpoint
+# Checkpointed (the open-dossier gauge is refreshed at each checkpoint).
+wait_durable "$OPEN" 120
 OPEN_NOW="$(metric dunghan_open_dossiers int)"
 stop_serve
 # 3. Baseline: a bare consumer reading the changelog to its end.

@@ -26,7 +26,8 @@ echo "bare rdkafka consumer: $BARE_N records in $BARE_S s = $BARE_RATE records/s
 # 3b. Second baseline: a bare pipe, each record produced unchanged to another topic.
 read -r _ PIPE_S PIPE_RATE < <("$BIN/bare-consumer" "$BROKER" dunghan.dossier-events bench.pipe 2>/dev/null)
 echo "bare consume-and-produce pipe: $BARE_N records in $PIPE_S s = $PIPE_RATE records/s"
-# 4. dunghan serve: from ready (partitions assigned and restored) to every event applied.
+# 4. dunghan serve: from ready (partitions assigned and restored) to every event applied
+# (the serve CPU is counted to there) ...
 serve bench "$DIR/catalog.toml"
 wait_ready
 START="$(date +%s.%N)"
@@ -39,6 +40,8 @@ elif [ -n "${PERF_RECORD:-}" ]; then
 fi
 wait_events "$EVENTS"
 END="$(date +%s.%N)"
+# ... and to every event's work durable: changelog written and checkpointed.
+wait_durable "$EVENTS" && DURABLE="$(date +%s.%N)" || DURABLE=""
 if [ -n "${PERF_RECORD:-}" ]; then
     kill -INT "$PERF_PID"; wait "$PERF_PID" || true
 elif [ -n "${PERF_STAT:-}" ]; then
@@ -46,7 +49,7 @@ elif [ -n "${PERF_STAT:-}" ]; then
     awk -F, -v n="$EVENTS" '/instructions/ { printf "serve: %.0f instructions/event\n", $1 / n }' "$DIR/perf.txt"
 fi
 python3 - "$EVENTS" "$START" "$END" "$BARE_RATE" "$BROKER_CPU0" "$(cpu "$TANSU_PID")" \
-    "$SERVE_CPU0" "$(cpu "$SERVE_PID")" "$PIPE_RATE" <<'PY'
+    "$SERVE_CPU0" "$(cpu "$SERVE_PID")" "$PIPE_RATE" "$DURABLE" <<'PY'
 import sys
 n, start, end, bare = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 broker, serve = float(sys.argv[6]) - float(sys.argv[5]), float(sys.argv[8]) - float(sys.argv[7])
@@ -54,4 +57,8 @@ rate = n / (end - start)
 print(f"dunghan serve (Kafka mode): {n} events in {end - start:.3f} s = {rate:.0f} events/s"
       f" (serve CPU {serve:.2f} s = {serve / n * 1e6:.1f} µs/event, broker CPU {broker:.2f} s)")
 print(f"ratio to the bare consumer: {rate / bare:.2f}; to the bare pipe: {rate / float(sys.argv[9]):.2f}")
+if sys.argv[10]:
+    durable = n / (float(sys.argv[10]) - start)
+    print(f"until durable (checkpointed): {float(sys.argv[10]) - start:.3f} s = {durable:.0f} events/s,"
+          f" ratio to the bare consumer {durable / bare:.2f}")
 PY
