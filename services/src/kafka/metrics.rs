@@ -1,6 +1,6 @@
 //! Metrics of the Kafka runtime, in the node's registry: consumer lag, checkpoints,
-//! restores, rebalances, dead letters, delivery failures and resets. Labels: partition numbers and
-//! reason codes (bounded), never dossier ids.
+//! restores, rebalances, dead letters, delivery failures and resets. Labels: partition
+//! numbers and reason codes (bounded), never dossier ids.
 
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
