@@ -20,7 +20,8 @@ pub(crate) const DELIVERY_FAILURES: &str = "dunghan_kafka_delivery_failures_tota
 pub(crate) const RESETS: &str = "dunghan_kafka_resets_total";
 /// Input partitions this instance owns.
 pub(crate) const OWNED: &str = "dunghan_kafka_owned_partitions";
-/// Input offset below which a partition's work is durable (its last checkpoint delivered).
+/// Input offset below which an owned partition's work is durable (its last checkpoint
+/// delivered, or the one it was restored from).
 pub(crate) const CHECKPOINT_OFFSET: &str = "dunghan_kafka_checkpoint_offset";
 
 /// The runtime's metrics.

@@ -230,6 +230,12 @@ impl ConsumerContext for Context {
                 let restored = restore_with_retries(shared, &ids);
                 let mut parts = shared.partitions_mut();
                 for p in restored {
+                    // Durable up to its checkpoint, which the restore started from.
+                    shared
+                        .kafka_metrics
+                        .checkpoint_offset
+                        .with_label_values(&[&p.id.to_string()])
+                        .set(p.next_offset);
                     let offset = shared.resume_at(&p);
                     if let Err(e) = tpl.set_partition_offset(&topic, p.id, offset) {
                         tracing::error!(partition = p.id, error = %e, "cannot set the start offset");
@@ -270,10 +276,10 @@ impl ConsumerContext for Context {
                 }
                 let dropped: Vec<i32> = std::mem::take(&mut *parts).into_keys().collect();
                 for p in &dropped {
-                    let _ = shared
-                        .kafka_metrics
-                        .lag
-                        .remove_label_values(&[&p.to_string()]);
+                    let m = &shared.kafka_metrics;
+                    for gauge in [&m.lag, &m.checkpoint_offset] {
+                        let _ = gauge.remove_label_values(&[&p.to_string()]);
+                    }
                 }
                 shared.kafka_metrics.owned.set(0);
                 if let Err(e) = consumer.unassign() {
