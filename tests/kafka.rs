@@ -12,7 +12,8 @@ mod kit;
 use std::time::{Duration, Instant};
 
 use kit::{
-    assert_same, kafka_env, loadgen, replay, scratch, settled_output, Broker, Instance, PARTITIONS,
+    assert_same, kafka_env, loadgen, metric_sum, replay, scratch, settled_output, Broker, Instance,
+    PARTITIONS,
 };
 use prost::Message as _;
 use serde_json::Value;
@@ -40,36 +41,21 @@ fn same_output_as_replay_through_rebalances() {
     let actual = settled_output(&broker, "rebalance.sla-events", expected.len(), &dir);
     assert_same(&actual, &expected);
     let (_, metrics) = c.http("/metrics");
-    let owned: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("dunghan_kafka_owned_partitions "))
-        .unwrap()
-        .parse()
-        .unwrap();
     assert_eq!(
-        owned, PARTITIONS as f64,
+        metric_sum(&metrics, "dunghan_kafka_owned_partitions"),
+        Some(PARTITIONS as f64),
         "the last instance owns every partition"
     );
     // It says every partition's work is durable through the last record: one series per
     // owned partition (restored ones included), none left of partitions it gave away.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, metrics) = c.http("/metrics");
-        let series = metrics
+    c.wait_metrics(60, "not every record durable", |page| {
+        let series = page
             .lines()
             .filter(|l| l.starts_with("dunghan_kafka_checkpoint_offset{"))
             .count();
-        let durable = metric_sum(&metrics, "dunghan_kafka_checkpoint_offset");
-        if series == PARTITIONS as usize && durable == Some(events.len() as f64) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} series, {durable:?} of {} records durable",
-            events.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        series == PARTITIONS as usize
+            && metric_sum(page, "dunghan_kafka_checkpoint_offset") == Some(events.len() as f64)
+    });
     c.stop();
 }
 
@@ -153,16 +139,6 @@ fn bad_input_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
     instance.stop();
 }
 
-/// Sum of the samples of metric `name` in a `/metrics` page, if it has any.
-fn metric_sum(page: &str, name: &str) -> Option<f64> {
-    let values: Vec<f64> = page
-        .lines()
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
 #[test]
 fn a_catch_up_checkpoints_once_at_its_end_and_says_how_far_its_work_is_durable() {
     let dir = scratch("catchup");
@@ -178,24 +154,13 @@ fn a_catch_up_checkpoints_once_at_its_end_and_says_how_far_its_work_is_durable()
     broker.create_topics("catchup");
     broker.produce("catchup.dossier-events", &events);
     let instance = Instance::start(&dir, "a", &env, "127.0.0.1:0");
-    let deadline = Instant::now() + Duration::from_secs(120);
     // Input offsets start at 0 in every partition: their sum is the records' count. Each
     // partition shows 0 from its assignment (nothing was checkpointed before).
-    let first = loop {
-        let (_, page) = instance.http("/metrics");
-        match metric_sum(&page, "dunghan_kafka_checkpoint_offset") {
-            Some(sum) if sum > 0.0 => break sum,
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint 2 minutes after the start: logs in {}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let durable = |page: &str| metric_sum(page, "dunghan_kafka_checkpoint_offset");
+    let what = format!("no checkpoint (logs in {})", dir.display());
+    let page = instance.wait_metrics(120, &what, |page| durable(page) > Some(0.0));
     assert_eq!(
-        first,
+        durable(&page).unwrap(),
         events.len() as f64,
         "the first checkpoint covers every record: none was taken in the catch-up"
     );

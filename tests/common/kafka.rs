@@ -243,6 +243,16 @@ pub(crate) struct Instance {
     pub(crate) metrics: String,
 }
 
+/// Sum of the samples of metric `name` in a `/metrics` page, if it has any.
+pub(crate) fn metric_sum(page: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = page
+        .lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 /// The topic names and group of one test.
 pub(crate) fn kafka_env(broker: &Broker, prefix: &str, catalog: &Path) -> Vec<(String, String)> {
     [
@@ -335,17 +345,27 @@ impl Instance {
 
     /// Waits until the instance owns at least one partition (restored and ready).
     pub(crate) fn wait_owning(&self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        self.wait_metrics(90, "owns no partition", |page| {
+            metric_sum(page, "dunghan_kafka_owned_partitions").is_some_and(|n| n > 0.0)
+                && self.http("/readyz").0 == 200
+        });
+    }
+
+    /// Reads `/metrics` every 100 ms until `done` accepts it (the page it accepted); fails
+    /// saying `what` after `secs` seconds.
+    pub(crate) fn wait_metrics(
+        &self,
+        secs: u64,
+        what: &str,
+        mut done: impl FnMut(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let (_, metrics) = self.http("/metrics");
-            let owned = metrics
-                .lines()
-                .find_map(|l| l.strip_prefix("dunghan_kafka_owned_partitions "))
-                .and_then(|v| v.trim().parse::<f64>().ok());
-            if owned.is_some_and(|n| n > 0.0) && self.http("/readyz").0 == 200 {
-                return;
+            let (_, page) = self.http("/metrics");
+            if done(&page) {
+                return page;
             }
-            assert!(Instant::now() < deadline, "owns no partition after 90 s");
+            assert!(Instant::now() < deadline, "{what} after {secs} s");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
