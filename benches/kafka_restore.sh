@@ -39,7 +39,7 @@ stop_serve
 serve bench "$DIR/catalog.toml"
 wait_events "$OPEN"
 # Checkpointed (the open-dossier gauge is refreshed at each checkpoint).
-wait_durable "$OPEN" 120
+wait_durable "$OPEN" 120 || { echo "not checkpointed 120 s after the input was applied" >&2; exit 1; }
 OPEN_NOW="$(metric dunghan_open_dossiers int)"
 stop_serve
 # 3. Baseline: a bare consumer reading the changelog to its end.

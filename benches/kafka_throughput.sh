@@ -27,7 +27,7 @@ echo "bare rdkafka consumer: $BARE_N records in $BARE_S s = $BARE_RATE records/s
 read -r _ PIPE_S PIPE_RATE < <("$BIN/bare-consumer" "$BROKER" dunghan.dossier-events bench.pipe 2>/dev/null)
 echo "bare consume-and-produce pipe: $BARE_N records in $PIPE_S s = $PIPE_RATE records/s"
 # 4. dunghan serve: from ready (partitions assigned and restored) to every event applied
-# (the serve CPU is counted to there) ...
+# (the CPU seconds are read after the next step, so they include the last checkpoint) ...
 serve bench "$DIR/catalog.toml"
 wait_ready
 START="$(date +%s.%N)"
