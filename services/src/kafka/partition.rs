@@ -66,8 +66,8 @@ pub(crate) struct Partition {
     encoded: Vec<u8>,
     /// Something to checkpoint: input consumed or output written.
     pub(crate) changed: bool,
-    /// Its end was reached and no record applied since: not catching up (see
-    /// `[kafka] checkpoint_catch_up_interval_ms`).
+    /// Its end was reached and no record applied since: its stream time follows the wall
+    /// clock, and it is not catching up (`[kafka] checkpoint_catch_up_interval_ms`).
     pub(crate) at_end: bool,
 }
 

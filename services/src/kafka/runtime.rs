@@ -4,7 +4,7 @@
 //! in the order the exactly-once argument needs: output durable → changelog + checkpoint
 //! durable → commit.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -58,8 +58,6 @@ pub(crate) struct Shared {
     producer: Producer,
     /// Delivery failures already handled.
     failures_seen: AtomicU64,
-    /// Bumped on every assignment, revocation or reset (caught-up flags start over).
-    generation: AtomicU64,
     /// Writes that failed (a partition thread's or the consumer thread's), and how many
     /// of them the last reset dealt with: while they differ, records wait for the reset.
     write_failures: AtomicU64,
@@ -96,7 +94,6 @@ impl Shared {
             producer: io::producer(&cfg)?,
             cfg,
             failures_seen: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
             failures_reset: AtomicU64::new(0),
             sent: AtomicUsize::new(0),
@@ -137,14 +134,7 @@ impl Shared {
 
     /// The owned partitions with every partition thread paused, to change which they are.
     fn partitions_mut(&self) -> RwLockWriteGuard<'_, Owned> {
-        let parts = self.partitions.write().unwrap_or_else(|_| poisoned());
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        parts
-    }
-
-    /// Bumped whenever the owned partitions are assigned, revoked or reset.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.partitions.write().unwrap_or_else(|_| poisoned())
     }
 
     /// A write failed and the owned partitions are not reset yet.
@@ -570,8 +560,8 @@ pub(crate) fn handle(
     Ok(())
 }
 
-/// Moves owned partition `id`'s stream time to the wall clock (its records are all
-/// applied) and sends what fires.
+/// Moves owned partition `id`'s stream time to the wall clock if it is at its end (its
+/// records are all applied) and sends what fires.
 pub(crate) fn advance(
     shared: &Shared,
     parts: &Owned,
@@ -583,6 +573,9 @@ pub(crate) fn advance(
     };
     let raised = {
         let mut p = lock(p);
+        if !p.at_end {
+            return Ok(()); // records to apply first: stream time follows them
+        }
         let raised = p.advance(wall_clock());
         if raised.is_empty() {
             return Ok(()); // the usual tick: nothing due
@@ -852,14 +845,11 @@ pub(crate) fn reached_end(parts: &Owned, id: i32) {
     }
 }
 
-/// Moves the caught-up partitions' stream time to the wall clock; writes what fires.
-fn advance_caught_up(
-    shared: &Shared,
-    caught_up: &HashSet<i32>,
-    tally: &mut Tally,
-) -> anyhow::Result<()> {
+/// Moves the stream time of the partitions the consumer thread applies (those from
+/// `threaded` on) to the wall clock where they are at their end; writes what fires.
+fn advance_caught_up(shared: &Shared, threaded: i32, tally: &mut Tally) -> anyhow::Result<()> {
     let parts = shared.partitions();
-    for id in caught_up {
+    for id in parts.keys().filter(|id| **id >= threaded) {
         advance(shared, &parts, *id, tally)?;
     }
     Ok(())
@@ -917,21 +907,13 @@ pub(crate) fn run(
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
     let catch_up_interval = Duration::from_millis(cfg.checkpoint_catch_up_interval_ms);
     let mut last = Instant::now();
-    // Partitions without a thread whose end was reached (and nothing consumed since):
-    // their stream time follows the wall clock.
-    let mut caught_up: HashSet<i32> = HashSet::new();
     let mut last_clock = Instant::now();
-    let mut generation = shared.generation();
     // Records handled since the clock-driven work below last ran: it runs every
     // `HOUSEKEEPING_EVERY` records or when a poll brings no record, not for each record
     // (the clock reads and locks of doing it for each record showed in serve's profile).
     let mut handled = 0u32;
     let mut tally = Tally::new();
     while !stop.load(Ordering::Relaxed) {
-        if shared.generation() != generation {
-            generation = shared.generation();
-            caught_up.clear();
-        }
         let polled = consumer.poll(CONSUMER_POLL);
         let record = matches!(polled, Some(Ok(_)));
         let mut result = match polled {
@@ -939,12 +921,8 @@ pub(crate) fn run(
                 drop(m); // the reset below seeks back to the checkpoint
                 Ok(())
             }
-            Some(Ok(m)) => {
-                caught_up.remove(&m.partition());
-                handle(&shared, &shared.partitions(), &m, &mut tally)
-            }
+            Some(Ok(m)) => handle(&shared, &shared.partitions(), &m, &mut tally),
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                caught_up.insert(p);
                 reached_end(&shared.partitions(), p);
                 Ok(())
             }
@@ -965,7 +943,7 @@ pub(crate) fn run(
         handled = 0;
         if result.is_ok() && last_clock.elapsed() >= CLOCK_TICK {
             last_clock = Instant::now();
-            result = advance_caught_up(&shared, &caught_up, &mut tally);
+            result = advance_caught_up(&shared, threaded, &mut tally);
         }
         tally.flush(!record);
         if result.is_ok() && shared.failing() {
@@ -983,7 +961,6 @@ pub(crate) fn run(
         if let Err(e) = result {
             tracing::error!(error = %e, "checkpoint failed: restoring owned partitions again");
             reset(&shared, &consumer);
-            caught_up.clear();
         }
     }
     tracing::info!("stopping the consumer: last checkpoint, then leaving the group");

@@ -49,10 +49,6 @@ pub(crate) fn spawn(
 }
 
 fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicBool) {
-    // The partition's end was reached and nothing consumed since: its stream time follows
-    // the wall clock.
-    let mut caught_up = false;
-    let mut generation = shared.generation();
     let mut last_clock = Instant::now();
     let mut tally = Tally::new();
     while !stop.load(Ordering::Relaxed) {
@@ -62,25 +58,19 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
             continue;
         }
         let parts = shared.partitions();
-        if shared.generation() != generation {
-            generation = shared.generation();
-            caught_up = false;
-        }
         // Up to `RECORDS_PER_LOCK` records under one read lock: the first poll waits, the
         // others take only what is already queued.
         let mut result = Ok(());
         let mut wait = POLL;
-        // Whether the queue ran dry: the counts go to the shared metrics at once.
+        // Whether the queue ran dry or the partition's end was reached: the counts go to
+        // the shared metrics at once.
         let mut idle = false;
         for _ in 0..RECORDS_PER_LOCK {
             match queue.poll(wait) {
-                Some(Ok(m)) => {
-                    caught_up = false;
-                    result = handle(shared, &parts, &m, &mut tally);
-                }
+                Some(Ok(m)) => result = handle(shared, &parts, &m, &mut tally),
                 Some(Err(KafkaError::PartitionEOF(_))) => {
-                    caught_up = true;
                     reached_end(&parts, id);
+                    idle = true;
                 }
                 Some(Err(e)) => tracing::warn!(partition = id, error = %e, "consumer"),
                 None => {
@@ -93,8 +83,9 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
             }
             wait = Duration::ZERO;
         }
+        // Only a partition at its end follows the wall clock (`advance` checks).
         let result = result.and_then(|()| {
-            if caught_up && last_clock.elapsed() >= CLOCK_TICK {
+            if last_clock.elapsed() >= CLOCK_TICK {
                 last_clock = Instant::now();
                 advance(shared, &parts, id, &mut tally)
             } else {
@@ -102,7 +93,7 @@ fn run(shared: &Shared, queue: &PartitionQueue<Context>, id: i32, stop: &AtomicB
             }
         });
         drop(parts);
-        tally.flush(idle || caught_up);
+        tally.flush(idle);
         if let Err(e) = result {
             tracing::error!(partition = id, error = %e, "write failed: the partitions reset");
         }
