@@ -16,12 +16,13 @@ BROKER="127.0.0.1:$PORT"
     --storage-engine memory://tansu/ > "$DIR/tansu.log" 2>&1 &
 PIDS=($!)
 TANSU_PID="${PIDS[0]}"
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+# KEEP_DIR=1 keeps the logs and files (the path is printed at the end).
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; if [ -n "${KEEP_DIR:-}" ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi' EXIT
 until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do sleep 0.1; done
 
 export DUNGHAN__KAFKA__BROKERS="$BROKER" DUNGHAN__KAFKA__PARTITIONS=4 \
     DUNGHAN__KAFKA__RESUME_FROM_BEGINNING=true DUNGHAN__ENGINE__RETAIN_ENDED_SECS=315360000 \
-    DUNGHAN__LOG__LEVEL=warn
+    DUNGHAN__LOG__LEVEL="${DUNGHAN__LOG__LEVEL:-warn}"
 
 # Starts `dunghan serve` in group $1 with catalog $2; sets METRICS to its metrics address
 # and SERVE_PID to its process.

@@ -51,6 +51,9 @@ impl ClockSection {
     }
 }
 
+/// Compression codecs of librdkafka's `compression.type`.
+const COMPRESSIONS: [&str; 5] = ["lz4", "zstd", "snappy", "gzip", "none"];
+
 /// `[kafka]`: brokers, group, topic names and how topics are created.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -82,6 +85,10 @@ pub(crate) struct KafkaSection {
     /// catch-up are the same dossiers again and again. At least `checkpoint_interval_ms`;
     /// a crash in a catch-up redoes up to this much input.
     pub(crate) checkpoint_catch_up_interval_ms: u64,
+    /// How the changelog producer compresses its batches: `lz4` (default), `zstd`,
+    /// `snappy`, `gzip` or `none`. The output producer follows `[kafka.properties]`
+    /// (uncompressed unless `compression.type` is set there).
+    pub(crate) changelog_compression: String,
     /// Resume a partition from its beginning instead of its checkpoint offset (records
     /// before the checkpoint are skipped): for brokers that return nothing to a fetch
     /// starting inside a multi-record batch (tansu 0.6.0). Costs a re-read per restore.
@@ -108,6 +115,7 @@ impl Default for KafkaSection {
             output_format: "protobuf".into(),
             checkpoint_interval_ms: 1_000,
             checkpoint_catch_up_interval_ms: 5_000,
+            changelog_compression: "lz4".into(),
             resume_from_beginning: false,
             partition_threads: 64,
             properties: Default::default(),
@@ -274,6 +282,13 @@ impl Config {
             return Err(format!(
                 "{origin}: [kafka] output_format `{}` is not one of protobuf, json",
                 k.output_format
+            ));
+        }
+        if !COMPRESSIONS.contains(&k.changelog_compression.as_str()) {
+            return Err(format!(
+                "{origin}: [kafka] changelog_compression `{}` is not one of {}",
+                k.changelog_compression,
+                COMPRESSIONS.join(", ")
             ));
         }
         if !(1..=10_000).contains(&k.partitions) || !(1..=16).contains(&k.replication_factor) {
@@ -449,6 +464,20 @@ mod tests {
             ),
             "{e}"
         );
+        let e = Config::load(
+            None,
+            env(&[("DUNGHAN__KAFKA__CHANGELOG_COMPRESSION", "lz5")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("changelog_compression `lz5` is not one of lz4, zstd"),
+            "{e}"
+        );
+        let c = Config::load(
+            None,
+            env(&[("DUNGHAN__KAFKA__CHANGELOG_COMPRESSION", "none")]),
+        );
+        assert_eq!(c.unwrap().kafka.changelog_compression, "none");
         let e = Config::load(None, env(&[("DUNGHAN__ENGINE", "1")])).unwrap_err();
         assert!(e.contains("SECTION__KEY"), "{e}");
         let e = Config::load(Some(Path::new("/no/such/dunghan.toml")), env(&[])).unwrap_err();

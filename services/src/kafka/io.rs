@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -158,7 +158,7 @@ pub(crate) fn log_error(error: KafkaError, reason: &str) {
     }
 }
 
-/// Delivery reports of the runtime's producer: failures, the end offset of each output
+/// Delivery reports of the runtime's producers: failures, the end offset of each output
 /// partition, and how far the sequence numbers of sent records (in their delivery opaque,
 /// see [`Deliveries::opaque`]) are all delivered or failed — what a checkpoint waits for.
 #[derive(Debug, Default)]
@@ -216,25 +216,29 @@ impl Reports {
     }
 }
 
-impl ClientContext for Deliveries {
+/// The context of both producers: their delivery reports go to one [`Deliveries`].
+#[derive(Debug)]
+pub(crate) struct Reporter(Arc<Deliveries>);
+
+impl ClientContext for Reporter {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         log_client(level, fac, message);
     }
 }
 
-impl ProducerContext for Deliveries {
+impl ProducerContext for Reporter {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let (seq, output) = Deliveries::unpack(opaque);
-        let mut reports = self.reports();
+        let mut reports = self.0.reports();
         match result {
             // The opaque says whether it is an output record (no topic name to compare).
             Ok(m) if output => reports.delivered(m.partition(), m.offset()),
             Ok(_) => {}
             Err((e, m)) => {
                 tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "delivery failed");
-                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
         reports.reported(seq);
@@ -278,24 +282,70 @@ impl Deliveries {
     }
 }
 
-/// The producer of raised events, changelog and dead letters.
-pub(crate) type Producer = ThreadedProducer<Deliveries>;
+/// One of the runtime's producers.
+pub(crate) type Producer = ThreadedProducer<Reporter>;
 
-/// A producer that keeps each partition's records in order and loses none on a broker
-/// hiccup (retries until `message.timeout.ms`). Batches go uncompressed, librdkafka's
-/// default: `compression.type=lz4` halves what the broker stores, but costs serve a tenth
-/// more CPU, which on the bench's two shared cores evened out (BENCHMARKS.md).
-pub(crate) fn producer(k: &KafkaSection) -> anyhow::Result<Producer> {
-    let c = settings(
-        k,
-        &[("linger.ms", "5"), ("message.timeout.ms", "300000")],
-        // Durable before a checkpoint counts it, and in order within a partition.
-        &[
-            ("acks", "all"),
-            ("max.in.flight.requests.per.connection", "1"),
-        ],
-    );
-    Ok(c.create_with_context(Deliveries::default())?)
+/// The runtime's two producers, numbering their records in one sequence whose delivery
+/// reports one [`Deliveries`] keeps. Each keeps its partitions' records in order and
+/// loses none on a broker hiccup (retries until `message.timeout.ms`).
+pub(crate) struct Producers {
+    /// Raised events and dead letters, in uncompressed batches (librdkafka's default):
+    /// compressing them cost serve a tenth more CPU on the path of every event, which on
+    /// the bench's two shared cores evened out (BENCHMARKS.md).
+    output: Producer,
+    /// Dossier histories and checkpoints, compressed (`[kafka] changelog_compression`):
+    /// a checkpoint writes the histories of every changed dossier, and after a catch-up
+    /// that is most of them at once; the broker takes a fraction of the bytes.
+    changelog: Producer,
+    deliveries: Arc<Deliveries>,
+}
+
+impl Producers {
+    pub(crate) fn new(k: &KafkaSection) -> anyhow::Result<Producers> {
+        let deliveries = Arc::new(Deliveries::default());
+        let producer = |compression: Option<&str>| -> anyhow::Result<Producer> {
+            let mut c = settings(
+                k,
+                &[("linger.ms", "5"), ("message.timeout.ms", "300000")],
+                // Durable before a checkpoint counts it, and in order within a partition.
+                &[
+                    ("acks", "all"),
+                    ("max.in.flight.requests.per.connection", "1"),
+                ],
+            );
+            if let Some(compression) = compression {
+                c.set("compression.type", compression);
+            }
+            Ok(c.create_with_context(Reporter(deliveries.clone()))?)
+        };
+        Ok(Producers {
+            // `[kafka.properties]` may still set `compression.type` for these.
+            output: producer(None)?,
+            changelog: producer(Some(&k.changelog_compression))?,
+            deliveries,
+        })
+    }
+
+    /// The producer of the changelog, or of the output and dead-letter topics.
+    pub(crate) fn get(&self, changelog: bool) -> &Producer {
+        if changelog {
+            &self.changelog
+        } else {
+            &self.output
+        }
+    }
+
+    /// What the delivery reports of both say.
+    pub(crate) fn deliveries(&self) -> &Deliveries {
+        &self.deliveries
+    }
+
+    /// Waits until every record either has sent is delivered or failed.
+    pub(crate) fn flush(&self, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
+        use rdkafka::producer::Producer as _;
+        self.output.flush(timeout)?;
+        self.changelog.flush(timeout)
+    }
 }
 
 /// Reads partitions of `topic`, each from its start offset up to its end as of now,

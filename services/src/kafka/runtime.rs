@@ -15,14 +15,14 @@ use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{BaseRecord, Producer as _};
+use rdkafka::producer::BaseRecord;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::codec::{self, CONTENT_TYPE, ID_HEADER, INPUT_HEADER, MESSAGE_HEADER, REASON_HEADER};
 use super::history::History;
-use super::io::{self, Producer};
+use super::io::{self, Producers};
 use super::metrics::KafkaMetrics;
 use super::partition::{Histories, Ids, Partition, Processed, CHECKPOINT_KEY};
 use crate::config::KafkaSection;
@@ -55,14 +55,14 @@ pub(crate) struct Shared {
     pub(crate) watchers: tokio::sync::broadcast::Sender<crate::serve::node::Slice>,
     pub(crate) factory: EngineFactory,
     pub(crate) cfg: KafkaSection,
-    producer: Producer,
+    producers: Producers,
     /// Delivery failures already handled.
     failures_seen: AtomicU64,
     /// Writes that failed (a partition thread's or the consumer thread's), and how many
     /// of them the last reset dealt with: while they differ, records wait for the reset.
     write_failures: AtomicU64,
     failures_reset: AtomicU64,
-    /// Sequence number of the last record handed to the producer (its delivery opaque).
+    /// Sequence number of the last record handed to a producer (its delivery opaque).
     sent: AtomicUsize,
     /// The checkpoint under way, if any.
     pending: Mutex<Option<Pending>>,
@@ -91,7 +91,7 @@ impl Shared {
             kafka_metrics,
             watchers: tokio::sync::broadcast::channel(16_384).0,
             factory,
-            producer: io::producer(&cfg)?,
+            producers: Producers::new(&cfg)?,
             cfg,
             failures_seen: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
@@ -122,7 +122,7 @@ impl Shared {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Number of the last record handed to the producer.
+    /// Number of the last record handed to a producer.
     fn last_sent(&self) -> usize {
         self.sent.load(Ordering::Relaxed)
     }
@@ -408,13 +408,15 @@ fn rebuild(
     Ok(p)
 }
 
-/// A record of the runtime's producer; its delivery opaque holds its sequence number.
+/// A record of the runtime's producers; its delivery opaque holds its sequence number.
 type Record<'a> = BaseRecord<'a, [u8], [u8], usize>;
 
-/// Sends one record, waiting while the producer's queue is full.
-fn send(shared: &Shared, mut record: Record<'_>) -> anyhow::Result<()> {
+/// Sends one record, waiting while its producer's queue is full: the changelog's
+/// (`changelog`) or the output and dead-letter topics'.
+fn send(shared: &Shared, mut record: Record<'_>, changelog: bool) -> anyhow::Result<()> {
+    let producer = shared.producers.get(changelog);
     loop {
-        match shared.producer.send(record) {
+        match producer.send(record) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
@@ -422,7 +424,7 @@ fn send(shared: &Shared, mut record: Record<'_>) -> anyhow::Result<()> {
             }
             Err((e, r)) => {
                 // Never enqueued, so never reported: a checkpoint must not wait for it.
-                shared.producer.context().reported(r.delivery_opaque);
+                shared.producers.deliveries().reported(r.delivery_opaque);
                 return Err(e.into());
             }
         }
@@ -448,7 +450,7 @@ fn produce_raised(shared: &Shared, p: i32, input: &str, raised: &[Raised]) -> an
             .key(e.dossier_id.as_bytes())
             .payload(payload.as_slice())
             .headers(headers);
-        send(shared, record)?;
+        send(shared, record, false)?;
     }
     Ok(())
 }
@@ -487,7 +489,7 @@ fn produce_dead_letter(
     if let Some(key) = m.key() {
         record = record.key(key);
     }
-    send(shared, record)
+    send(shared, record, false)
 }
 
 /// Counts a failed write: every partition waits for the reset, and no checkpoint is taken
@@ -616,7 +618,7 @@ pub(crate) struct Pending {
 /// suppresses more ids that are never raised again). Fails if a write failed: the state
 /// taken may be ahead of its output.
 fn snapshot(shared: &Shared, parts: &Owned) -> anyhow::Result<Snapshot> {
-    let deliveries = shared.producer.context();
+    let deliveries = shared.producers.deliveries();
     let mut snapshot = Snapshot::default();
     let (mut open, mut pending) = (0, 0);
     for p in parts.values() {
@@ -652,7 +654,7 @@ fn write_changelog(shared: &Shared, snapshot: &Snapshot) -> anyhow::Result<()> {
         if let Some(v) = value {
             record = record.payload(v.as_slice());
         }
-        send(shared, record)?;
+        send(shared, record, true)?;
     }
     Ok(())
 }
@@ -689,7 +691,7 @@ fn commit(
 
 /// Fails if deliveries failed since the last look (counted in the metrics).
 fn check_deliveries(shared: &Shared, what: &str) -> anyhow::Result<()> {
-    let failed = shared.producer.context().failed();
+    let failed = shared.producers.deliveries().failed();
     let seen = shared.failures_seen.swap(failed, Ordering::Relaxed);
     if failed > seen {
         shared.kafka_metrics.delivery_failures.inc_by(failed - seen);
@@ -701,7 +703,7 @@ fn check_deliveries(shared: &Shared, what: &str) -> anyhow::Result<()> {
 /// Waits until every record sent so far is delivered.
 fn flush(shared: &Shared, what: &str) -> anyhow::Result<()> {
     shared
-        .producer
+        .producers
         .flush(FLUSH_TIMEOUT)
         .map_err(|e| anyhow::anyhow!("flushing {what}: {e}"))?;
     check_deliveries(shared, what)
@@ -717,7 +719,7 @@ fn pipeline_checkpoint(
 ) -> anyhow::Result<bool> {
     let mut slot = shared.pending();
     match slot.as_mut() {
-        Some(p) if shared.producer.context().reported_through() < p.waits_for => {
+        Some(p) if shared.producers.deliveries().reported_through() < p.waits_for => {
             if p.since.elapsed() > FLUSH_TIMEOUT {
                 anyhow::bail!(
                     "a checkpoint waited {} s for its deliveries",
@@ -728,7 +730,16 @@ fn pipeline_checkpoint(
         }
         Some(p) if !p.changelog_sent => {
             check_deliveries(shared, "raised-event")?;
+            tracing::debug!(
+                waited_ms = p.since.elapsed().as_millis() as u64,
+                "checkpoint: output delivered"
+            );
+            let t = Instant::now();
             write_changelog(shared, &p.snapshot)?;
+            tracing::debug!(
+                send_ms = t.elapsed().as_millis() as u64,
+                "checkpoint: changelog sent"
+            );
             p.waits_for = shared.last_sent();
             p.changelog_sent = true;
             p.since = Instant::now();
@@ -736,12 +747,27 @@ fn pipeline_checkpoint(
         }
         Some(p) => {
             check_deliveries(shared, "changelog")?;
+            tracing::debug!(
+                waited_ms = p.since.elapsed().as_millis() as u64,
+                "checkpoint: changelog delivered"
+            );
             commit(consumer, shared, &p.snapshot, CommitMode::Async);
             *slot = None;
             Ok(false)
         }
         None if due => {
+            let t = Instant::now();
             let snapshot = snapshot(shared, &shared.partitions())?;
+            tracing::debug!(
+                records = snapshot.records.len(),
+                bytes = snapshot
+                    .records
+                    .iter()
+                    .map(|r| r.2.as_ref().map_or(0, |v| v.len()))
+                    .sum::<usize>(),
+                snapshot_ms = t.elapsed().as_millis() as u64,
+                "checkpoint: taken"
+            );
             // Read after every partition's state is taken: each one's output so far is
             // numbered by now (it was sent under the partition's lock).
             let waits_for = shared.last_sent();
@@ -790,7 +816,7 @@ fn reset(shared: &Shared, consumer: &BaseConsumer<Context>) {
     // What is still in flight lands (or fails) before the restore reads the output tail:
     // output delivered after that read would be raised again. A failure here is only
     // output the tail will not have, which the restore regenerates.
-    if let Err(e) = shared.producer.flush(FLUSH_TIMEOUT) {
+    if let Err(e) = shared.producers.flush(FLUSH_TIMEOUT) {
         tracing::warn!(error = %e, "flushing before the reset");
     }
     // Counted now, so that they do not fail the first checkpoint after the reset.
