@@ -12,8 +12,8 @@ mod kit;
 use std::time::{Duration, Instant};
 
 use kit::{
-    assert_same, kafka_env, loadgen, metric_sum, replay, scratch, settled_output, Broker, Instance,
-    PARTITIONS,
+    assert_same, ended, kafka_env, loadgen, metric_sum, replay, scratch, settled_output,
+    still_open, Broker, Instance, PARTITIONS,
 };
 use prost::Message as _;
 use serde_json::Value;
@@ -171,6 +171,43 @@ fn a_catch_up_checkpoints_once_at_its_end_and_says_how_far_its_work_is_durable()
 }
 
 #[test]
+fn the_open_dossier_gauge_follows_a_catch_up_without_waiting_for_a_checkpoint() {
+    let dir = scratch("gauge");
+    let broker = Broker::start(&dir);
+    let (catalog, events) = loadgen(&dir, 11, 2_000);
+    let mut env = kafka_env(&broker, "gauge", &catalog);
+    // No checkpoint for ten minutes, caught up or not.
+    env.retain(|(k, _)| !k.starts_with("DUNGHAN__KAFKA__CHECKPOINT_"));
+    for key in ["INTERVAL_MS", "CATCH_UP_INTERVAL_MS"] {
+        env.push((format!("DUNGHAN__KAFKA__CHECKPOINT_{key}"), "600000".into()));
+    }
+    broker.create_topics("gauge");
+    broker.produce("gauge.dossier-events", &events);
+    let instance = Instance::start(&dir, "a", &env, "127.0.0.1:0");
+    let open = still_open(&events);
+    assert!(open > 0 && open < 2_000, "{open} of 2000 still open");
+    let applied = |page: &str| metric_sum(page, "dunghan_events_total");
+    let what = format!("every event applied (logs in {})", dir.display());
+    instance.wait_metrics(120, &what, |page| {
+        applied(page) == Some(events.len() as f64)
+    });
+    // Within a few clock ticks of the last event, with no checkpoint taken.
+    let what = format!(
+        "the open-dossier gauge at {open} (logs in {})",
+        dir.display()
+    );
+    let page = instance.wait_metrics(10, &what, |page| {
+        metric_sum(page, "dunghan_open_dossiers") == Some(open as f64)
+    });
+    assert_eq!(
+        metric_sum(&page, "dunghan_kafka_checkpoint_offset"),
+        Some(0.0),
+        "no checkpoint was taken"
+    );
+    instance.stop();
+}
+
+#[test]
 fn queries_reach_the_owner_and_fan_out_across_instances() {
     use dunghan_proto::v1::dossier_service_client::DossierServiceClient;
     use dunghan_proto::v1::ingest_service_client::IngestServiceClient;
@@ -231,20 +268,7 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
         // Both instances answer every open dossier's timeline (one forwards to the other);
         // an ended dossier is forgotten after the retention (90 days), everywhere.
         // Ended: returned, withdrawn, refused or stopped (all in 2025).
-        let ends = [
-            "\"resultReturned\"",
-            "\"withdrawn\"",
-            "\"refused\"",
-            "\"processingStopped\"",
-        ];
-        let finished: std::collections::BTreeSet<&str> = events
-            .iter()
-            .filter(|(_, line)| {
-                let line = String::from_utf8_lossy(line);
-                ends.iter().any(|end| line.contains(end))
-            })
-            .map(|(d, _)| d.as_str())
-            .collect();
+        let finished = ended(&events);
         let mut asked = 0;
         for (d, _) in &events {
             for c in [&ca, &cb] {
@@ -279,12 +303,7 @@ fn queries_reach_the_owner_and_fan_out_across_instances() {
         }
         assert!(asked >= 4, "some dossiers are still open");
         // Open dossiers: those not ended, from both instances' partitions.
-        let open = events
-            .iter()
-            .map(|(d, _)| d.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .difference(&finished)
-            .count();
+        let open = still_open(&events);
         let listed = DossierServiceClient::new(cb.clone())
             .list_open_dossiers(ListOpenDossiersRequest {
                 page_size: 1_000,

@@ -551,3 +551,28 @@ pub(crate) fn loadgen(dir: &Path, seed: u64, dossiers: usize) -> (PathBuf, Vec<(
         .collect();
     (catalog, events)
 }
+
+/// The dossiers of `events` (generated lines keyed by dossier id) that ended: returned,
+/// withdrawn, refused or stopped.
+pub(crate) fn ended(events: &[(String, Vec<u8>)]) -> std::collections::BTreeSet<&str> {
+    let ends = [
+        "\"resultReturned\"",
+        "\"withdrawn\"",
+        "\"refused\"",
+        "\"processingStopped\"",
+    ];
+    events
+        .iter()
+        .filter(|(_, line)| {
+            let line = String::from_utf8_lossy(line);
+            ends.iter().any(|end| line.contains(end))
+        })
+        .map(|(d, _)| d.as_str())
+        .collect()
+}
+
+/// How many dossiers of `events` are still open after them.
+pub(crate) fn still_open(events: &[(String, Vec<u8>)]) -> usize {
+    let all: std::collections::BTreeSet<&str> = events.iter().map(|(d, _)| d.as_str()).collect();
+    all.difference(&ended(events)).count()
+}
