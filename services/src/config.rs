@@ -52,7 +52,7 @@ impl ClockSection {
 }
 
 /// Compression codecs of librdkafka's `compression.type`.
-const COMPRESSIONS: [&str; 5] = ["lz4", "zstd", "snappy", "gzip", "none"];
+const COMPRESSIONS: [&str; 4] = ["lz4", "snappy", "gzip", "none"];
 
 /// `[kafka]`: brokers, group, topic names and how topics are created.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,9 +85,9 @@ pub(crate) struct KafkaSection {
     /// catch-up are the same dossiers again and again. At least `checkpoint_interval_ms`;
     /// a crash in a catch-up redoes up to this much input.
     pub(crate) checkpoint_catch_up_interval_ms: u64,
-    /// How the changelog producer compresses its batches: `lz4` (default), `zstd`,
-    /// `snappy`, `gzip` or `none`. The output producer follows `[kafka.properties]`
-    /// (uncompressed unless `compression.type` is set there).
+    /// How the changelog producer compresses its batches: `lz4` (default), `snappy`,
+    /// `gzip` or `none` (librdkafka is built without zstd). The output producer follows
+    /// `[kafka.properties]` (uncompressed unless `compression.type` is set there).
     pub(crate) changelog_compression: String,
     /// Resume a partition from its beginning instead of its checkpoint offset (records
     /// before the checkpoint are skipped): for brokers that return nothing to a fetch
@@ -470,7 +470,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.contains("changelog_compression `lz5` is not one of lz4, zstd"),
+            e.contains("changelog_compression `lz5` is not one of lz4, snappy, gzip, none"),
             "{e}"
         );
         let c = Config::load(

@@ -301,6 +301,7 @@ pub(crate) struct Producers {
 }
 
 impl Producers {
+    /// Both producers, with `[kafka.properties]` and dunghan's settings (`settings`).
     pub(crate) fn new(k: &KafkaSection) -> anyhow::Result<Producers> {
         let deliveries = Arc::new(Deliveries::default());
         let producer = |compression: Option<&str>| -> anyhow::Result<Producer> {
@@ -340,11 +341,14 @@ impl Producers {
         &self.deliveries
     }
 
-    /// Waits until every record either has sent is delivered or failed.
+    /// Waits until every record either has sent is delivered or failed, for at most
+    /// `timeout` in all.
     pub(crate) fn flush(&self, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
         use rdkafka::producer::Producer as _;
+        let deadline = Instant::now() + timeout;
         self.output.flush(timeout)?;
-        self.changelog.flush(timeout)
+        self.changelog
+            .flush(deadline.saturating_duration_since(Instant::now()))
     }
 }
 
