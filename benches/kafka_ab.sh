@@ -2,9 +2,9 @@
 # Kafka-mode throughput of two or more variants of `dunghan serve` (settings or builds),
 # alternated on one broker and one input, so that the machine's drift between runs falls
 # on every variant alike. Each run has its own output, changelog and dead-letter topics and
-# its own group; the bare consumer is measured at the start of every round, on the same
-# input, and each run's ratio is to the bare consumer of its round (the broker holds more
-# topics round by round, and the host's speed drifts).
+# its own group, and its topics are deleted after it; the bare consumer is measured at the
+# start of every round, on the same input, and each run's ratio is to the bare consumer of
+# its round (the host's speed drifts).
 #
 #   VARIANTS="DUNGHAN__KAFKA__PARTITION_THREADS=0;DUNGHAN__KAFKA__PARTITION_THREADS=64" \
 #       benches/kafka_ab.sh
@@ -92,6 +92,10 @@ with open(sys.argv[17], "a") as out:
 PY
             stop_serve
         )
+        # The run's own topics go (tansu's memory storage slows as it holds more); the
+        # input stays for the next run.
+        "$BIN/delete-topics" "$BROKER" "ab.out.$n" "ab.changelog.$n" "ab.dead-letter.$n" \
+            > /dev/null || echo "(run $n's topics were not deleted)"
     done
 done
 

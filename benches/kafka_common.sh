@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TANSU="${TANSU:-/var/tmp/dunghan-tools/bin/tansu}"
 cargo build --release --quiet -p dunghan -p dunghan-benches \
-    --bin dunghan --bin bare-consumer --bin produce-lines
+    --bin dunghan --bin bare-consumer --bin produce-lines --bin delete-topics
 BIN="${CARGO_TARGET_DIR:-target}/release"
 DIR="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
