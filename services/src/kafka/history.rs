@@ -1,10 +1,9 @@
 //! A dossier's applied history, kept as its changelog value: the encoded `DossierHistory`
-//! grows by one entry per event applied, a checkpoint takes it without copying, and it is
+//! grows by one entry per event applied, a checkpoint copies it as it is, and it is
 //! decoded only to re-apply it (a restore, a timeline, rates). Kept decoded, every entry
 //! and its event were two allocations, and every checkpoint that found the dossier
 //! changed encoded the whole history again.
 
-use bytes::Bytes;
 use dunghan_proto::v1::ChangelogEntry;
 use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
@@ -19,32 +18,15 @@ const PRESENT: u32 = 2;
 const STREAM_TIME: u32 = 3;
 const EVENT: u32 = 4;
 
-/// One dossier's history, encoded: the entries a checkpoint last took, then those appended
-/// since.
-#[derive(Debug, Clone, Default)]
+/// One dossier's history, encoded.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct History {
-    /// A `DossierHistory` message (one length-delimited `entries` field per entry) as the
-    /// last checkpoint took it, shared with that checkpoint's record until it is delivered:
-    /// taking a history copies it only when both parts hold entries.
-    saved: Bytes,
-    /// The entries appended since, in the same encoding.
-    tail: Vec<u8>,
+    /// A `DossierHistory` message: one length-delimited `entries` field per entry.
+    bytes: Vec<u8>,
     /// Input offset of the last entry (`i64::MIN` while there is none).
     last_offset: i64,
     /// Changed since its partition's last checkpoint took it (see [`History::mark_unsaved`]).
     unsaved: bool,
-}
-
-/// The same entries, however they are split between the saved part and the tail.
-impl PartialEq for History {
-    fn eq(&self, other: &History) -> bool {
-        let (a, b) = (self.parts(), other.parts());
-        a.iter()
-            .flat_map(|p| p.iter())
-            .eq(b.iter().flat_map(|p| p.iter()))
-            && self.last_offset == other.last_offset
-            && self.unsaved == other.unsaved
-    }
 }
 
 impl History {
@@ -62,8 +44,7 @@ impl History {
     /// on its partition's, in the map it was read into.
     pub(crate) fn unchecked(bytes: Vec<u8>) -> History {
         History {
-            saved: Bytes::from(bytes),
-            tail: Vec::new(),
+            bytes,
             last_offset: i64::MIN,
             unsaved: false,
         }
@@ -72,12 +53,9 @@ impl History {
     /// Checks the framing of an [`History::unchecked`] history and decodes its last entry;
     /// the others are decoded when it is applied.
     pub(crate) fn check(&mut self) -> anyhow::Result<()> {
-        let mut last = None;
-        for part in self.parts() {
-            let mut rest = part;
-            while !rest.is_empty() {
-                last = Some(next_entry_bytes(&mut rest)?);
-            }
+        let (mut rest, mut last) = (self.bytes.as_slice(), None);
+        while !rest.is_empty() {
+            last = Some(next_entry_bytes(&mut rest)?);
         }
         if let Some(entry) = last {
             self.last_offset = ChangelogEntry::decode(entry)?.offset;
@@ -98,8 +76,7 @@ impl History {
 
     /// Appends an entry whose event is `event`, already protobuf-encoded: the bytes
     /// prost writes for `entries { offset present stream_time event }`, fields in tag
-    /// order and zeros left out (see `protobuf.rs`), to the tail in one allocation of the
-    /// exact size.
+    /// order and zeros left out (see `protobuf.rs`), in one allocation of the exact size.
     pub(crate) fn push(&mut self, offset: i64, present: i64, stream_time: i64, event: &[u8]) {
         let event_field = if event.is_empty() {
             0 // proto3 leaves an empty `bytes` field out
@@ -110,7 +87,7 @@ impl History {
             + int_len(PRESENT, present)
             + int_len(STREAM_TIME, stream_time)
             + event_field;
-        let out = &mut self.tail;
+        let out = &mut self.bytes;
         out.reserve_exact(delimited_len(ENTRIES, entry_len));
         delimited(out, ENTRIES, entry_len);
         int(out, OFFSET, offset);
@@ -123,57 +100,35 @@ impl History {
         self.last_offset = offset;
     }
 
-    /// The changelog value, the whole history, shared with this history: the tail moves
-    /// into the saved part (copied only when the saved part holds entries too).
-    pub(crate) fn share(&mut self) -> Bytes {
-        if !self.tail.is_empty() {
-            let tail = std::mem::take(&mut self.tail);
-            self.saved = if self.saved.is_empty() {
-                Bytes::from(tail)
-            } else {
-                let mut whole = Vec::with_capacity(self.saved.len() + tail.len());
-                whole.extend_from_slice(&self.saved);
-                whole.extend_from_slice(&tail);
-                Bytes::from(whole)
-            };
-        }
-        self.saved.clone()
-    }
-
-    /// The saved part and the tail.
-    fn parts(&self) -> [&[u8]; 2] {
-        [&self.saved, &self.tail]
+    /// The changelog value.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Input offset of the last entry, if any.
     pub(crate) fn last_offset(&self) -> Option<i64> {
-        (!self.saved.is_empty() || !self.tail.is_empty()).then_some(self.last_offset)
+        (!self.bytes.is_empty()).then_some(self.last_offset)
     }
 
     /// The entries, decoded one by one.
     pub(crate) fn entries(&self) -> impl Iterator<Item = anyhow::Result<ChangelogEntry>> + '_ {
-        let [saved, tail] = self.parts();
-        Entries(saved, tail)
+        Entries(&self.bytes)
     }
 }
 
-/// The entries of an encoded `DossierHistory` in two parts, the first read first (after
-/// an error, none).
-struct Entries<'a>(&'a [u8], &'a [u8]);
+/// The entries of an encoded `DossierHistory` (after an error, none).
+struct Entries<'a>(&'a [u8]);
 
 impl Iterator for Entries<'_> {
     type Item = anyhow::Result<ChangelogEntry>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.0.is_empty() {
-            self.0 = std::mem::take(&mut self.1);
-        }
-        if self.0.is_empty() {
             return None;
         }
         let entry = next_entry(&mut self.0);
         if entry.is_err() {
-            (self.0, self.1) = (&[], &[]);
+            self.0 = &[];
         }
         Some(entry)
     }
@@ -229,68 +184,29 @@ mod tests {
     #[test]
     fn a_history_grown_entry_by_entry_is_the_dossier_history_message() {
         let entries = entries();
-        let mut h = history(&entries);
+        let h = history(&entries);
         let message = DossierHistory {
             entries: entries.clone(),
         };
+        assert_eq!(h.bytes(), message.encode_to_vec());
         assert_eq!(h.entries().collect::<Result<Vec<_>, _>>().unwrap(), entries);
         assert_eq!(h.last_offset(), Some(13));
         let read = History::from_bytes(message.encode_to_vec()).unwrap();
         assert_eq!(read, h, "read back from the changelog, the same history");
-        assert_eq!(h.share(), message.encode_to_vec());
         assert_eq!(History::default().last_offset(), None);
         assert_eq!(History::from_bytes(Vec::new()).unwrap().last_offset(), None);
     }
 
     #[test]
-    fn a_checkpoint_takes_a_history_without_copying_and_later_entries_leave_it_alone() {
-        let entries = entries();
-        let mut h = history(&entries[..2]);
-        let tail = h.tail.as_ptr();
-        let first = h.share();
-        assert_eq!(first.as_ptr(), tail, "the tail's bytes, not a copy of them");
-        assert_eq!(
-            h.share().as_ptr(),
-            tail,
-            "taken again unchanged: the same bytes"
-        );
-        for e in &entries[2..] {
-            h.push(e.offset, e.present, e.stream_time, &e.event);
-        }
-        // Split between the saved part and the tail, it reads as one history.
-        assert_eq!(h.entries().collect::<Result<Vec<_>, _>>().unwrap(), entries);
-        assert_eq!(h.last_offset(), Some(13));
-        let whole = DossierHistory {
-            entries: entries.clone(),
-        };
-        assert_eq!(h, History::from_bytes(whole.encode_to_vec()).unwrap());
-        let mut copy = h.clone();
-        assert_eq!(h.share(), whole.encode_to_vec());
-        assert_eq!(
-            copy.share(),
-            whole.encode_to_vec(),
-            "a clone has its own tail"
-        );
-        let before = DossierHistory {
-            entries: entries[..2].to_vec(),
-        };
-        assert_eq!(
-            first,
-            before.encode_to_vec(),
-            "what the first checkpoint took"
-        );
-    }
-
-    #[test]
     fn a_damaged_history_is_an_error_not_a_panic() {
         let entries = entries();
-        let bytes = history(&entries).share().to_vec();
+        let bytes = history(&entries).bytes().to_vec();
         for cut in 0..bytes.len() {
             // A cut between two entries leaves the entries before it; any other is an error.
-            if let Ok(mut h) = History::from_bytes(bytes[..cut].to_vec()) {
+            if let Ok(h) = History::from_bytes(bytes[..cut].to_vec()) {
                 let read: Vec<_> = h.entries().map(Result::unwrap).collect();
                 assert_eq!(read, entries[..read.len()], "cut at {cut}");
-                assert_eq!(h.share().len(), cut);
+                assert_eq!(h.bytes().len(), cut);
             }
         }
         assert!(History::from_bytes(bytes[..bytes.len() - 1].to_vec()).is_err());
@@ -298,9 +214,10 @@ mod tests {
             History::from_bytes(vec![0x10, 0x01]).is_err(),
             "field 2 varint"
         );
-        // A damaged saved part: one error, and nothing of the tail after it.
-        let mut h = History::unchecked(vec![0x0a, 0x05, 0x08]);
-        h.push(20, 1_795_000_000, 1_795_000_000, b"event");
+        let h = History {
+            bytes: vec![0x0a, 0x05, 0x08],
+            ..History::default()
+        };
         let decoded: Vec<_> = h.entries().collect();
         assert_eq!(decoded.len(), 1, "one error, then nothing");
         assert!(decoded[0].is_err());

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use dunghan_core::{Engine, Kind, Raised};
 use dunghan_proto::v1::dossier_event::Payload;
 use dunghan_proto::v1::PublishStatus;
@@ -320,7 +319,7 @@ impl Partition {
     /// The changelog records since the last checkpoint: (key, value; `None` = tombstone),
     /// the checkpoint last. Empty when nothing changed. `output_end` is where this
     /// partition's output ends now that everything raised so far is durable.
-    pub(crate) fn take_changelog(&mut self, output_end: i64) -> Vec<(Arc<str>, Option<Bytes>)> {
+    pub(crate) fn take_changelog(&mut self, output_end: i64) -> Vec<(String, Option<Vec<u8>>)> {
         if !self.changed {
             return Vec::new();
         }
@@ -328,12 +327,12 @@ impl Partition {
         // Tombstones first: a dossier forgotten and then received again since the last
         // checkpoint keeps its new history.
         for id in self.forgotten.drain(..) {
-            records.push((id, None));
+            records.push((String::from(&*id), None));
         }
         for id in self.unsaved.drain(..) {
             if let Some(history) = self.histories.get_mut(&id) {
                 if history.take_unsaved() {
-                    records.push((id, Some(history.share())));
+                    records.push((String::from(&*id), Some(history.bytes().to_vec())));
                 }
             }
         }
@@ -343,10 +342,7 @@ impl Partition {
             stream_time: self.stream_time,
             output_end: self.output_end,
         };
-        records.push((
-            Arc::from(CHECKPOINT_KEY),
-            Some(Bytes::from(checkpoint.encode_to_vec())),
-        ));
+        records.push((CHECKPOINT_KEY.to_owned(), Some(checkpoint.encode_to_vec())));
         self.changed = false;
         records
     }
@@ -478,19 +474,19 @@ pub(crate) mod tests {
     type Folded = (Histories, Option<PartitionCheckpoint>);
 
     /// The changelog as a restore reads it: the latest value per key.
-    fn fold(records: &[(Arc<str>, Option<Bytes>)]) -> Folded {
+    fn fold(records: &[(String, Option<Vec<u8>>)]) -> Folded {
         let mut histories = Histories::default();
         let mut checkpoint = None;
         for (key, value) in records {
-            if &**key == CHECKPOINT_KEY {
+            if key == CHECKPOINT_KEY {
                 checkpoint = value
                     .as_ref()
-                    .map(|v| PartitionCheckpoint::decode(v.as_ref()).unwrap());
+                    .map(|v| PartitionCheckpoint::decode(v.as_slice()).unwrap());
             } else if let Some(v) = value {
-                let h = History::from_bytes(v.to_vec()).unwrap();
-                histories.insert(key.clone(), h);
+                let h = History::from_bytes(v.clone()).unwrap();
+                histories.insert(Arc::from(key.as_str()), h);
             } else {
-                histories.remove(key);
+                histories.remove(key.as_str());
             }
         }
         (histories, checkpoint)

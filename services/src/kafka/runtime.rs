@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use dunghan_core::{Engine, Raised};
 use dunghan_proto::v1::PartitionCheckpoint;
 use prost::Message as _;
@@ -597,7 +596,7 @@ pub(crate) fn advance(
 /// histories, tombstones, its checkpoint last) and the input offsets to commit after.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
-    records: Vec<(i32, Arc<str>, Option<Bytes>)>,
+    records: Vec<(i32, String, Option<Vec<u8>>)>,
     offsets: Vec<(i32, i64)>,
 }
 
@@ -648,7 +647,7 @@ fn write_changelog(shared: &Shared, snapshot: &Snapshot) -> anyhow::Result<()> {
             .partition(*partition)
             .key(key.as_bytes());
         if let Some(v) = value {
-            record = record.payload(v.as_ref());
+            record = record.payload(v.as_slice());
         }
         send(shared, record, true)?;
     }
