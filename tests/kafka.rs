@@ -12,7 +12,7 @@ mod kit;
 use std::time::{Duration, Instant};
 
 use kit::{
-    assert_same, ended, kafka_env, loadgen, metric_sum, replay, scratch, settled_output,
+    assert_same, ended, kafka_env, loadgen, metric_sum, replay, scratch, set_env, settled_output,
     still_open, Broker, Instance, PARTITIONS,
 };
 use prost::Message as _;
@@ -146,11 +146,11 @@ fn a_catch_up_checkpoints_once_at_its_end_and_says_how_far_its_work_is_durable()
     let (catalog, events) = loadgen(&dir, 9, 4_000);
     let mut env = kafka_env(&broker, "catchup", &catalog);
     // A checkpoint every 100 ms once caught up; in a catch-up, not before 10 minutes.
-    env.retain(|(k, _)| k != "DUNGHAN__KAFKA__CHECKPOINT_CATCH_UP_INTERVAL_MS");
-    env.push((
-        "DUNGHAN__KAFKA__CHECKPOINT_CATCH_UP_INTERVAL_MS".into(),
-        "600000".into(),
-    ));
+    set_env(
+        &mut env,
+        "DUNGHAN__KAFKA__CHECKPOINT_CATCH_UP_INTERVAL_MS",
+        "600000",
+    );
     broker.create_topics("catchup");
     broker.produce("catchup.dossier-events", &events);
     let instance = Instance::start(&dir, "a", &env, "127.0.0.1:0");
@@ -177,9 +177,12 @@ fn the_open_dossier_gauge_follows_a_catch_up_without_waiting_for_a_checkpoint() 
     let (catalog, events) = loadgen(&dir, 11, 2_000);
     let mut env = kafka_env(&broker, "gauge", &catalog);
     // No checkpoint for ten minutes, caught up or not.
-    env.retain(|(k, _)| !k.starts_with("DUNGHAN__KAFKA__CHECKPOINT_"));
     for key in ["INTERVAL_MS", "CATCH_UP_INTERVAL_MS"] {
-        env.push((format!("DUNGHAN__KAFKA__CHECKPOINT_{key}"), "600000".into()));
+        set_env(
+            &mut env,
+            &format!("DUNGHAN__KAFKA__CHECKPOINT_{key}"),
+            "600000",
+        );
     }
     broker.create_topics("gauge");
     broker.produce("gauge.dossier-events", &events);

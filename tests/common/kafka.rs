@@ -253,6 +253,12 @@ pub(crate) fn metric_sum(page: &str, name: &str) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum())
 }
 
+/// Sets `key` to `value` in an instance's environment, replacing the value it had.
+pub(crate) fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.into(), value.into()));
+}
+
 /// The topic names and group of one test.
 pub(crate) fn kafka_env(broker: &Broker, prefix: &str, catalog: &Path) -> Vec<(String, String)> {
     [

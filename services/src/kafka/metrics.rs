@@ -88,4 +88,11 @@ impl KafkaMetrics {
             checkpoint_offset,
         })
     }
+
+    /// Shows that owned `partition`'s work is durable below input `offset`.
+    pub(crate) fn show_durable(&self, partition: i32, offset: i64) {
+        self.checkpoint_offset
+            .with_label_values(&[&partition.to_string()])
+            .set(offset);
+    }
 }

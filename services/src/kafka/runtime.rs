@@ -221,11 +221,7 @@ impl ConsumerContext for Context {
                 let mut parts = shared.partitions_mut();
                 for p in restored {
                     // Durable up to its checkpoint, which the restore started from.
-                    shared
-                        .kafka_metrics
-                        .checkpoint_offset
-                        .with_label_values(&[&p.id.to_string()])
-                        .set(p.next_offset);
+                    shared.kafka_metrics.show_durable(p.id, p.next_offset);
                     let offset = shared.resume_at(&p);
                     if let Err(e) = tpl.set_partition_offset(&topic, p.id, offset) {
                         tracing::error!(partition = p.id, error = %e, "cannot set the start offset");
@@ -668,11 +664,7 @@ fn commit(
     }
     let mut tpl = TopicPartitionList::new();
     for (p, offset) in &snapshot.offsets {
-        shared
-            .kafka_metrics
-            .checkpoint_offset
-            .with_label_values(&[&p.to_string()])
-            .set(*offset);
+        shared.kafka_metrics.show_durable(*p, *offset);
         if let Err(e) =
             tpl.add_partition_offset(&shared.cfg.input_topic, *p, Offset::Offset(*offset))
         {
