@@ -3,6 +3,7 @@
 //! exactly once by determinism and read-back (see README "Kafka mode").
 
 mod codec;
+mod fan_out;
 #[cfg(test)]
 mod fuzz_tests;
 mod history;

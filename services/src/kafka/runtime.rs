@@ -21,10 +21,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::codec::{self, CONTENT_TYPE, ID_HEADER, INPUT_HEADER, MESSAGE_HEADER, REASON_HEADER};
+use super::fan_out::fan_out;
 use super::history::History;
 use super::io::{self, Producers};
 use super::metrics::KafkaMetrics;
-use super::partition::{Histories, Ids, Partition, Processed, CHECKPOINT_KEY};
+use super::partition::{ChangelogRecord, Histories, Ids, Partition, Processed, CHECKPOINT_KEY};
 use crate::config::KafkaSection;
 use crate::convert::to_sla_event;
 use crate::serve::metrics::{Metrics, Tally};
@@ -592,9 +593,27 @@ pub(crate) fn advance(
 /// histories, tombstones, its checkpoint last) and the input offsets to commit after.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
-    records: Vec<(i32, String, Option<Vec<u8>>)>,
+    /// (partition, its records).
+    records: Vec<(i32, Vec<ChangelogRecord>)>,
     offsets: Vec<(i32, i64)>,
 }
+
+impl Snapshot {
+    /// How many records it writes.
+    fn len(&self) -> usize {
+        self.records.iter().map(|(_, r)| r.len()).sum()
+    }
+
+    /// The bytes of their values.
+    fn bytes(&self) -> usize {
+        let values = self.records.iter().flat_map(|(_, r)| r);
+        values.map(|(_, v)| v.as_ref().map_or(0, Vec::len)).sum()
+    }
+}
+
+/// A checkpoint of at least this many records takes and sends each partition's on a
+/// thread of its own (`fan_out.rs`): one after a catch-up, with a core otherwise idle.
+const FAN_OUT_FROM: usize = 10_000;
 
 /// A checkpoint under way while processing goes on: its changelog records wait until the
 /// output sent before it is delivered, its offsets until its changelog records are.
@@ -615,18 +634,18 @@ pub(crate) struct Pending {
 /// taken may be ahead of its output.
 fn snapshot(shared: &Shared, parts: &Owned) -> anyhow::Result<Snapshot> {
     let deliveries = shared.producers.deliveries();
-    let mut snapshot = Snapshot::default();
-    for p in parts.values() {
+    let unsaved: usize = parts.values().map(|p| lock(p).unsaved()).sum();
+    let taken = fan_out(parts.values(), unsaved >= FAN_OUT_FROM, |p| {
         let mut p = lock(p);
         let end = deliveries.end(p.id).unwrap_or(0);
-        let records = p.take_changelog(end);
+        (p.id, p.next_offset, p.take_changelog(end))
+    });
+    let mut snapshot = Snapshot::default();
+    for (id, next_offset, records) in taken {
         if !records.is_empty() {
-            snapshot.offsets.push((p.id, p.next_offset));
+            snapshot.offsets.push((id, next_offset));
+            snapshot.records.push((id, records));
         }
-        let id = p.id;
-        snapshot
-            .records
-            .extend(records.into_iter().map(|(k, v)| (id, k, v)));
     }
     anyhow::ensure!(
         !shared.failing(),
@@ -635,19 +654,24 @@ fn snapshot(shared: &Shared, parts: &Owned) -> anyhow::Result<Snapshot> {
     Ok(snapshot)
 }
 
-/// Sends a snapshot's changelog records, each to its input partition's number.
+/// Sends a snapshot's changelog records, each to its input partition's number (and a
+/// large snapshot's partitions at once, in order within each).
 fn write_changelog(shared: &Shared, snapshot: &Snapshot) -> anyhow::Result<()> {
-    for (partition, key, value) in &snapshot.records {
-        let mut record = shared
-            .record(&shared.cfg.changelog_topic)
-            .partition(*partition)
-            .key(key.as_bytes());
-        if let Some(v) = value {
-            record = record.payload(v.as_slice());
+    let parallel = snapshot.len() >= FAN_OUT_FROM;
+    let sent = fan_out(&snapshot.records, parallel, |(partition, records)| {
+        for (key, value) in records {
+            let mut record = shared
+                .record(&shared.cfg.changelog_topic)
+                .partition(*partition)
+                .key(key.as_bytes());
+            if let Some(v) = value {
+                record = record.payload(v.as_slice());
+            }
+            send(shared, record, true)?;
         }
-        send(shared, record, true)?;
-    }
-    Ok(())
+        Ok(())
+    });
+    sent.into_iter().collect()
 }
 
 /// Commits a snapshot's input offsets, once its changelog is delivered (and shows them in
@@ -746,12 +770,8 @@ fn pipeline_checkpoint(
             let t = Instant::now();
             let snapshot = snapshot(shared, &shared.partitions())?;
             tracing::debug!(
-                records = snapshot.records.len(),
-                bytes = snapshot
-                    .records
-                    .iter()
-                    .map(|r| r.2.as_ref().map_or(0, |v| v.len()))
-                    .sum::<usize>(),
+                records = snapshot.len(),
+                bytes = snapshot.bytes(),
                 snapshot_ms = t.elapsed().as_millis() as u64,
                 "checkpoint: taken"
             );
