@@ -35,10 +35,14 @@ probe() {
 # Page faults (minor: a page touched for the first time, which the kernel clears) of process $1.
 faults() { awk '{ print $10 }' "/proc/$1/stat"; }
 
-# CPU seconds of each of serve's threads, by name (partition threads summed), one per line.
+# CPU seconds of each of serve's threads, by name (partition threads summed), one per line;
+# a thread that ends while being read (a checkpoint's, say) is left out.
 threads() {
+    local name ns
     for t in /proc/"$SERVE_PID"/task/*; do
-        printf '%s %s %s\n' "${t##*/}" "$(tr ' ' _ < "$t/comm")" "$(awk '{ print $1 }' "$t/schedstat")"
+        { name="$(tr ' ' _ < "$t/comm")" && ns="$(awk '{ print $1 }' "$t/schedstat")"; } 2>/dev/null \
+            && [ -n "$ns" ] || continue
+        printf '%s %s %s\n' "${t##*/}" "$name" "$ns"
     done
 }
 

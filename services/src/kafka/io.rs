@@ -216,7 +216,8 @@ impl Reports {
     }
 }
 
-/// The context of both producers: their delivery reports go to one [`Deliveries`].
+/// The context of every producer of the runtime: their delivery reports go to one
+/// [`Deliveries`].
 #[derive(Debug)]
 pub(crate) struct Reporter(Arc<Deliveries>);
 
@@ -282,10 +283,13 @@ impl Deliveries {
     }
 }
 
+/// At most this many producers write the changelog.
+const CHANGELOG_PRODUCERS: usize = 4;
+
 /// One of the runtime's producers.
 pub(crate) type Producer = ThreadedProducer<Reporter>;
 
-/// The runtime's two producers, numbering their records in one sequence whose delivery
+/// The runtime's producers (the output's and the changelog's), numbering their records in one sequence whose delivery
 /// reports one [`Deliveries`] keeps. Each keeps its partitions' records in order and
 /// loses none on a broker hiccup (retries until `message.timeout.ms`).
 pub(crate) struct Producers {
@@ -295,13 +299,16 @@ pub(crate) struct Producers {
     output: Producer,
     /// Dossier histories and checkpoints, compressed (`[kafka] changelog_compression`):
     /// a checkpoint writes the histories of every changed dossier, and after a catch-up
-    /// that is most of them at once; the broker takes a fraction of the bytes.
-    changelog: Producer,
+    /// that is most of them at once; the broker takes a fraction of the bytes. One
+    /// producer per core (at most [`CHANGELOG_PRODUCERS`]), input partition `p`'s records
+    /// on producer `p % len`: a producer compresses on its one broker thread, and alone it
+    /// kept a core idle at the end of a catch-up (BENCHMARKS.md).
+    changelog: Vec<Producer>,
     deliveries: Arc<Deliveries>,
 }
 
 impl Producers {
-    /// Both producers, with `[kafka.properties]` and dunghan's settings (`settings`).
+    /// The producers, with `[kafka.properties]` and dunghan's settings (`settings`).
     pub(crate) fn new(k: &KafkaSection) -> anyhow::Result<Producers> {
         let deliveries = Arc::new(Deliveries::default());
         let producer = |compression: Option<&str>| -> anyhow::Result<Producer> {
@@ -319,20 +326,24 @@ impl Producers {
             }
             Ok(c.create_with_context(Reporter(deliveries.clone()))?)
         };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let changelog = (0..cores.clamp(1, CHANGELOG_PRODUCERS))
+            .map(|_| producer(Some(&k.changelog_compression)))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Producers {
             // `[kafka.properties]` may still set `compression.type` for these.
             output: producer(None)?,
-            changelog: producer(Some(&k.changelog_compression))?,
+            changelog,
             deliveries,
         })
     }
 
-    /// The producer of the changelog, or of the output and dead-letter topics.
-    pub(crate) fn get(&self, changelog: bool) -> &Producer {
-        if changelog {
-            &self.changelog
-        } else {
-            &self.output
+    /// The producer of input partition `p`'s changelog records (`Some(p)`), or of the
+    /// output and dead-letter topics (`None`).
+    pub(crate) fn get(&self, changelog: Option<i32>) -> &Producer {
+        match changelog {
+            Some(p) => &self.changelog[p.unsigned_abs() as usize % self.changelog.len()],
+            None => &self.output,
         }
     }
 
@@ -341,14 +352,15 @@ impl Producers {
         &self.deliveries
     }
 
-    /// Waits until every record either has sent is delivered or failed, for at most
+    /// Waits until every record any of them has sent is delivered or failed, for at most
     /// `timeout` in all.
     pub(crate) fn flush(&self, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
         use rdkafka::producer::Producer as _;
         let deadline = Instant::now() + timeout;
-        self.output.flush(timeout)?;
-        self.changelog
-            .flush(deadline.saturating_duration_since(Instant::now()))
+        for producer in std::iter::once(&self.output).chain(&self.changelog) {
+            producer.flush(deadline.saturating_duration_since(Instant::now()))?;
+        }
+        Ok(())
     }
 }
 
