@@ -289,9 +289,10 @@ const CHANGELOG_PRODUCERS: usize = 4;
 /// One of the runtime's producers.
 pub(crate) type Producer = ThreadedProducer<Reporter>;
 
-/// The runtime's producers (the output's and the changelog's), numbering their records in one sequence whose delivery
-/// reports one [`Deliveries`] keeps. Each keeps its partitions' records in order and
-/// loses none on a broker hiccup (retries until `message.timeout.ms`).
+/// The runtime's producers (the output's and the changelog's), numbering their records in
+/// one sequence whose delivery reports one [`Deliveries`] keeps. Each keeps its
+/// partitions' records in order and loses none on a broker hiccup (retries until
+/// `message.timeout.ms`).
 pub(crate) struct Producers {
     /// Raised events and dead letters, in uncompressed batches (librdkafka's default):
     /// compressing them cost serve a tenth more CPU on the path of every event, which on
