@@ -1,5 +1,6 @@
-//! Prometheus metrics of the node: names, a private registry, and the `/metrics` and
-//! `/healthz` HTTP endpoints. Labels are bounded (outcomes, versions), never dossier ids.
+//! Prometheus metrics of the node: names, a private registry (and the per-event counter
+//! vectors beside it, `family.rs`), and the `/metrics` and `/healthz` HTTP endpoints.
+//! Labels are bounded (outcomes, versions), never dossier ids.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,8 +63,10 @@ pub(crate) const STEPS_STARTED: &str = "dunghan_steps_started_total";
 pub(crate) const STEPS_OVERDUE: &str = "dunghan_steps_overdue_total";
 
 mod counted;
+mod family;
 mod tally;
 pub(crate) use counted::Counted;
+use family::CounterFamily;
 pub(crate) use tally::Tally;
 
 /// Outcome label values of [`FINISHED`] and [`FINISHED_BY_PROCEDURE`].
@@ -74,23 +77,23 @@ const OUTCOMES: [&str; 4] = ["early", "on_time", "late", "ended"];
 pub(crate) struct Metrics {
     registry: Registry,
     pub(crate) deadline_requests: IntCounterVec,
-    pub(crate) events: IntCounterVec,
-    received: IntCounterVec,
-    finished: IntCounterVec,
-    raised: IntCounterVec,
-    apologies: IntCounterVec,
+    pub(crate) events: CounterFamily,
+    received: CounterFamily,
+    finished: CounterFamily,
+    raised: CounterFamily,
+    apologies: CounterFamily,
     pub(crate) open: IntGauge,
     pub(crate) open_by_state: prometheus::IntGaugeVec,
     pub(crate) pending_timers: IntGauge,
-    pub(crate) ratings: IntCounterVec,
+    pub(crate) ratings: CounterFamily,
     pub(crate) time_ratio: Histogram,
     pub(crate) timer_lag: Gauge,
     pub(crate) fire_lag: Histogram,
     pub(crate) prepared: IntCounterVec,
     pub(crate) clock_offset: Gauge,
-    finished_by_procedure: IntCounterVec,
-    steps_started: IntCounterVec,
-    steps_overdue: IntCounterVec,
+    finished_by_procedure: CounterFamily,
+    steps_started: CounterFamily,
+    steps_overdue: CounterFamily,
     /// Outcome series already created at zero.
     cache: Arc<Mutex<Cache>>,
     /// Label values of `SlaEventKind`s, `Channel`s and `SatisfactionLevel`s, made once.
@@ -120,6 +123,20 @@ pub(crate) enum Series {
     Ratings,
 }
 
+impl Series {
+    const ALL: [Series; 9] = [
+        Series::Events,
+        Series::Received,
+        Series::Finished,
+        Series::FinishedByProcedure,
+        Series::Raised,
+        Series::StepsStarted,
+        Series::StepsOverdue,
+        Series::Apologies,
+        Series::Ratings,
+    ];
+}
+
 /// Where the per-event path counts: straight into the shared counters ([`Direct`]), or
 /// into a thread's [`Tally`] that adds to them now and then.
 pub(crate) trait Sink {
@@ -136,7 +153,7 @@ pub(crate) struct Direct;
 
 impl Sink for Direct {
     fn inc(&mut self, metrics: &Metrics, series: Series, labels: &[&str]) {
-        metrics.series(series).with_label_values(labels).inc();
+        metrics.series(series).inc(labels);
     }
 
     fn first_sight(&mut self, _: &[&str]) -> bool {
@@ -198,32 +215,27 @@ impl Metrics {
             "ComputeDeadline calls by result.",
             &["result"],
         )?;
-        let events = counter(
-            &registry,
+        let events = CounterFamily::new(
             EVENTS,
             "Published events by status and reject reason.",
             &["status", "reason"],
         )?;
-        let received = counter(
-            &registry,
+        let received = CounterFamily::new(
             RECEIVED,
             "Dossiers received.",
             &["agency", "field", "channel"],
         )?;
-        let finished = counter(
-            &registry,
+        let finished = CounterFamily::new(
             FINISHED,
             "Dossiers finished (by outcome) or ended.",
             &["agency", "field", "channel", "outcome"],
         )?;
-        let raised = counter(
-            &registry,
+        let raised = CounterFamily::new(
             RAISED,
             "Raised SLA events by kind and level.",
             &["kind", "level"],
         )?;
-        let apologies = counter(
-            &registry,
+        let apologies = CounterFamily::new(
             APOLOGIES,
             "Apologies required and overdue by department.",
             &["department", "state"],
@@ -239,7 +251,7 @@ impl Metrics {
             &["state"],
         )?;
         registry.register(Box::new(open_by_state.clone()))?;
-        let ratings = counter(&registry, RATINGS, "Citizen ratings by level.", &["level"])?;
+        let ratings = CounterFamily::new(RATINGS, "Citizen ratings by level.", &["level"])?;
         let time_ratio = Histogram::with_opts(
             HistogramOpts::new(
                 TIME_RATIO,
@@ -289,20 +301,17 @@ impl Metrics {
         for result in ["ok", "invalid_argument", "not_found"] {
             deadline_requests.with_label_values(&[result]);
         }
-        let finished_by_procedure = counter(
-            &registry,
+        let finished_by_procedure = CounterFamily::new(
             FINISHED_BY_PROCEDURE,
             "Dossiers finished (by outcome) or ended, by procedure.",
             &["agency", "procedure", "outcome"],
         )?;
-        let steps_started = counter(
-            &registry,
+        let steps_started = CounterFamily::new(
             STEPS_STARTED,
             "Steps handed to a department.",
             &["department"],
         )?;
-        let steps_overdue = counter(
-            &registry,
+        let steps_overdue = CounterFamily::new(
             STEPS_OVERDUE,
             "Steps that overran their allotted time, by department.",
             &["department"],
@@ -347,7 +356,7 @@ impl Metrics {
     }
 
     /// The counter vector of `series`.
-    fn series(&self, series: Series) -> &IntCounterVec {
+    fn series(&self, series: Series) -> &CounterFamily {
         match series {
             Series::Events => &self.events,
             Series::Received => &self.received,
@@ -497,7 +506,11 @@ impl Metrics {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        let mut out = String::from_utf8(out).unwrap_or_default();
+        for series in Series::ALL {
+            self.series(series).render(&mut out);
+        }
+        out
     }
 }
 

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use prometheus::IntCounter;
 use rustc_hash::FxBuildHasher;
 
+use super::family::Counter;
 use super::{join_into, Metrics, Series, Sink};
 
 /// How long counts may wait in a busy thread's tally (an idle one flushes at once).
@@ -15,9 +15,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Counts of one thread not yet in the shared counters, by series and a 64-bit hash of
 /// the label values (xxh3 of each, seeded by the hash of those before it, the first by a
 /// random key: label values come from publishers, and a known hash would let two label
-/// sets be made to share one count). The shared vectors key their series by a hash too
-/// (FNV of the values run together, so there `["ab", "c"]` and `["a", "bc"]` are one series
-/// whatever the tally does); prometheus' own local counters were a third of the counting
+/// sets be made to share one count). The shared counters key their series by the values
+/// themselves (`family.rs`); prometheus' own local counters were a third of the counting
 /// cost (a byte-wise FNV then SipHash for each count).
 pub(crate) struct Tally {
     /// Index in `pending` by (series, label hash).
@@ -35,7 +34,7 @@ pub(crate) struct Tally {
 
 /// A shared counter and what this thread has yet to add to it.
 struct Pending {
-    counter: IntCounter,
+    counter: Counter,
     count: u64,
 }
 
