@@ -93,10 +93,10 @@ metric() {
 wait_ready() { until [ "$(http_status /readyz)" = 200 ]; do sleep 0.05; done; }
 
 # Waits until the instance has counted $1 input events. Each look renders all of /metrics
-# in the instance (≈ 7 ms of its CPU with a province's series), so the pause is half the
-# time left at the rate seen since the last look (20 ms to 0.5 s): about ten looks in a
-# 2 s run, where one every 0.1 s took 4–5 % of serve's CPU, and the end is still seen
-# within about 20 ms.
+# in the instance (≈ 2.5 ms of its CPU with a province's series; 7–9 ms before
+# `family.rs`), so the pause is half the time left at the rate seen since the last look
+# (20 ms to 0.5 s): about ten looks in a 2 s run, where one every 0.1 s took 4–5 % of
+# serve's CPU, and the end is still seen within about 20 ms.
 wait_events() {
     local n t last_n=0 last_t pause=0.1
     last_t="$(date +%s.%N)"
@@ -113,7 +113,7 @@ wait_events() {
 # Waits (at most $2 seconds, default 60) until the instance's work on the first $1 input
 # records is durable: its checkpoints cover them (`dunghan_kafka_checkpoint_offset`
 # summed over the partitions: input offsets start at 0), looking every 50 ms (each look
-# costs the instance ≈ 7 ms of CPU). Fails when that takes longer (a build without the
+# costs the instance ≈ 2.5 ms of CPU). Fails when that takes longer (a build without the
 # metric, say).
 wait_durable() {
     local until=$(( $(date +%s) + ${2:-60} ))
