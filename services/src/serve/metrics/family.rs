@@ -95,7 +95,8 @@ impl CounterFamily {
         })))
     }
 
-    /// The series of `values` (one per label name, in order), made at zero if new.
+    /// The series of `values` (one per label name, in order: fewer is a bug, and panics),
+    /// made at zero if new.
     pub(crate) fn with_label_values(&self, values: &[&str]) -> Counter {
         debug_assert_eq!(values.len(), self.0.labels.len(), "{}", self.0.name);
         if let Some(c) = self.read().by_values.get(&Values(values)) {
@@ -110,14 +111,14 @@ impl CounterFamily {
         table.by_values.insert(key, counter.clone());
         let Inner { labels, order, .. } = &*self.0;
         let sort_key: Box<[String]> = order.iter().map(|i| values[*i].to_owned()).collect();
-        let mut rendered = String::from("{");
+        let mut rendered = String::new();
         for (n, i) in order.iter().enumerate() {
-            if n > 0 {
-                rendered.push(',');
-            }
+            rendered.push(if n == 0 { '{' } else { ',' });
             let _ = write!(rendered, "{}=\"{}\"", labels[*i], escape(values[*i], true));
         }
-        rendered.push('}');
+        if !order.is_empty() {
+            rendered.push('}');
+        }
         let at = table
             .rendered
             .binary_search_by(|row| row.sort_key.cmp(&sort_key))
@@ -222,6 +223,15 @@ mod tests {
             .unwrap();
         assert_eq!(ours, String::from_utf8(theirs).unwrap());
         assert_eq!(family.with_label_values(&["x", "1"]).get(), 4);
+    }
+
+    #[test]
+    fn a_family_without_labels_renders_its_one_series_bare() {
+        let family = CounterFamily::new("t_total", "h", &[]).unwrap();
+        family.inc(&[]);
+        let mut out = String::new();
+        family.render(&mut out);
+        assert_eq!(out, "# HELP t_total h\n# TYPE t_total counter\nt_total 1\n");
     }
 
     #[test]
