@@ -324,10 +324,12 @@ impl Partition {
     }
 
     /// The changelog records since the last checkpoint: (key, value; `None` = tombstone),
-    /// the checkpoint last. Empty when nothing changed. `output_end` is where this
-    /// partition's output ends now that everything raised so far is durable.
+    /// the checkpoint last. `output_end` is where this partition's output is known to end
+    /// now. Empty when nothing changed and the output known delivered has not grown since
+    /// the last checkpoint: one taken while output was in flight is followed by one more
+    /// once it is delivered, so that a restore after a quiet spell reads no output tail.
     pub(crate) fn take_changelog(&mut self, output_end: i64) -> Vec<ChangelogRecord> {
-        if !self.changed {
+        if !self.changed && output_end <= self.output_end {
             return Vec::new();
         }
         let mut records = Vec::with_capacity(self.unsaved.len() + self.forgotten.len() + 1);
@@ -600,6 +602,26 @@ pub(crate) mod tests {
             }
             assert_eq!(p.take_changelog(0), Vec::new(), "nothing changed since");
         }
+    }
+
+    #[test]
+    fn a_checkpoint_taken_with_output_in_flight_is_followed_by_one_with_its_end() {
+        let mut p = Partition::new(0, engine());
+        let raised = run_until(&mut p, &records(), 3).len() as i64;
+        assert!(raised > 1, "the scenario's first records raise events");
+        // Taken while the last of them is still in flight: its end is one short.
+        let (_, first) = fold(&p.take_changelog(raised - 1));
+        assert_eq!(first.unwrap().output_end, raised - 1);
+        // Nothing applied since, but the output is now known delivered.
+        let records = p.take_changelog(raised);
+        assert_eq!(records.len(), 1, "the checkpoint alone");
+        let (_, second) = fold(&records);
+        assert_eq!(second.unwrap().output_end, raised);
+        assert_eq!(
+            p.take_changelog(raised),
+            Vec::new(),
+            "then nothing, until more"
+        );
     }
 
     #[test]
