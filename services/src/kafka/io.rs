@@ -348,7 +348,7 @@ impl Producers {
         }
     }
 
-    /// What the delivery reports of both say.
+    /// What the delivery reports of all of them say.
     pub(crate) fn deliveries(&self) -> &Deliveries {
         &self.deliveries
     }

@@ -348,11 +348,12 @@ impl Partition {
                     records.push(record(id, history));
                 }
             }
-        }
-        for id in self.unsaved.drain(..) {
-            if let Some(history) = self.histories.get_mut(&id) {
-                if history.take_unsaved() {
-                    records.push(record(&id, history));
+        } else {
+            for id in self.unsaved.drain(..) {
+                if let Some(history) = self.histories.get_mut(&id) {
+                    if history.take_unsaved() {
+                        records.push(record(&id, history));
+                    }
                 }
             }
         }

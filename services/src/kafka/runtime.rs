@@ -963,13 +963,15 @@ pub(crate) fn run(
     // (the clock reads and locks of doing it for each record showed in serve's profile).
     let mut handled = 0u32;
     let mut tally = Tally::new();
+    // Whether a checkpoint was under way when the checkpoint stages last ran (looked at
+    // there, not at every record: its lock is shared with the rebalance callbacks).
+    let mut checkpointing = false;
     while !stop.load(Ordering::Relaxed) {
-        let wait = if shared.pending().is_some() {
+        let polled = consumer.poll(if checkpointing {
             CHECKPOINT_POLL
         } else {
             CONSUMER_POLL
-        };
-        let polled = consumer.poll(wait);
+        });
         let record = matches!(polled, Some(Ok(_)));
         let mut result = match polled {
             Some(Ok(m)) if shared.failing() => {
@@ -1012,6 +1014,7 @@ pub(crate) fn run(
             if pipeline_checkpoint(&shared, &consumer, due)? {
                 last = Instant::now();
             }
+            checkpointing = shared.pending().is_some();
             Ok(())
         });
         if let Err(e) = result {
